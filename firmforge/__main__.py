@@ -1,0 +1,3 @@
+from firmforge.cli import main
+
+main()
