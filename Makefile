@@ -19,19 +19,24 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest -n 2
 
-# Offline demo: a synthetic mirror on 127.0.0.1:$(MIRROR_PORT). The build server
-# (`firmforge serve` on 127.0.0.1:8000) joins here once it exists (issue 3).
+# Offline demo: the synthetic mirror on 127.0.0.1:$(MIRROR_PORT) and the build server on
+# 127.0.0.1:8000 against it. Its ImageBuilders name the official mirror, as real ones do;
+# the server rewrites that to the local one. `make clean` starts it afresh.
 demo: $(BIN)/.installed
-	$(BIN)/firmforge mirror generate $(DEMO_DIR)/mirror --base-url http://127.0.0.1:$(MIRROR_PORT)
-	$(BIN)/firmforge mirror serve $(DEMO_DIR)/mirror --host 127.0.0.1 --port $(MIRROR_PORT)
+	test -f $(DEMO_DIR)/mirror/.versions.json || $(BIN)/firmforge mirror generate $(DEMO_DIR)/mirror
+	$(BIN)/firmforge mirror serve $(DEMO_DIR)/mirror --port $(MIRROR_PORT) & mirror=$$!; \
+	trap 'kill $$mirror' EXIT INT TERM; \
+	$(BIN)/firmforge serve --host 127.0.0.1 --port 8000 --data-dir $(DEMO_DIR)/data \
+		--upstream-url http://127.0.0.1:$(MIRROR_PORT) --upstream-key $(DEMO_DIR)/mirror.pub
 
-# Against the real downloads.openwrt.org: needs `firmforge serve` (issue 3).
+# The same against the real downloads.openwrt.org (needs the internet). Pass trusted keys with
+# FIRMFORGE_UPSTREAM_KEY='["/path/key.pub"]' to have the mirror's signatures checked.
 run: $(BIN)/.installed
-	@echo "firmforge serve is not implemented yet (issue 3); nothing to run against the real mirror." >&2
-	@exit 2
+	$(BIN)/firmforge serve --host 127.0.0.1 --port 8000 --data-dir .run-data \
+		--upstream-url https://downloads.openwrt.org
 
 bench: $(BIN)/.installed
-	$(BIN)/python bench/run.py
+	$(BIN)/python -m bench.run
 
 clean:
-	rm -rf $(VENV) $(DEMO_DIR) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(DEMO_DIR) .run-data .pytest_cache .ruff_cache

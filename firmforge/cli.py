@@ -106,5 +106,53 @@ def mirror_serve(
         console.print("stopped")
 
 
+@app.command("serve")
+def serve_command(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [127.0.0.1].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [8000].")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Data dir: Redis, SQLite, store, caches.")
+    ] = None,
+    upstream_url: Annotated[
+        str | None, typer.Option(help="Downloads mirror (default: the official one).")
+    ] = None,
+    upstream_key: Annotated[
+        list[Path] | None,
+        typer.Option(help="usign public key trusted for the mirror (repeatable)."),
+    ] = None,
+    workers: Annotated[int | None, typer.Option(help="Local build workers [2].")] = None,
+    redis_url: Annotated[
+        str | None, typer.Option(help="External Redis/Valkey; unset: embedded.")
+    ] = None,
+    database_url: Annotated[
+        str | None, typer.Option(help="SQLAlchemy URL (PostgreSQL); unset: SQLite.")
+    ] = None,
+) -> None:
+    """Run the build server: API, queue and local workers (each flag also FIRMFORGE_<NAME>)."""
+    import logging
+
+    from pydantic import ValidationError
+
+    from firmforge.config import Settings
+    from firmforge.server import serve
+
+    flags = {
+        "host": host, "port": port, "data_dir": data_dir, "upstream_url": upstream_url,
+        "upstream_key": upstream_key, "workers": workers, "redis_url": redis_url,
+        "database_url": database_url,
+    }
+    try:
+        settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    except ValidationError as exc:
+        console.print(f"[red]error:[/red] invalid setting: {exc}")
+        raise typer.Exit(2) from exc
+    for key in settings.upstream_key:
+        if not key.is_file():
+            console.print(f"[red]error:[/red] upstream key {key} does not exist")
+            raise typer.Exit(2)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    serve(settings)
+
+
 def main() -> None:
     app()

@@ -34,8 +34,12 @@ def test_generate_is_deterministic_and_prints_the_key(
     mirror: MirrorFixture, tmp_path: Path
 ) -> None:
     out = tmp_path / "mirror"
-    result = subprocess.run([*FIRMFORGE, "mirror", "generate", str(out), "--seed", str(SEED)],
-                            capture_output=True, text=True, check=True)
+    result = subprocess.run(
+        [*FIRMFORGE, "mirror", "generate", str(out), "--seed", str(SEED)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     key_path = tmp_path / "mirror.pub"
     assert f"public key: {key_path}" in result.stdout
     assert mirror.fingerprint in result.stdout
@@ -51,8 +55,9 @@ def test_generate_refuses_a_directory_that_holds_something_else(tmp_path: Path) 
     (tmp_path / "precious.txt").write_text("keep me")
     with pytest.raises(MirrorError, match="not empty"):
         generate_mirror(tmp_path)
-    result = subprocess.run([*FIRMFORGE, "mirror", "generate", str(tmp_path)],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [*FIRMFORGE, "mirror", "generate", str(tmp_path)], capture_output=True, text=True
+    )
     assert result.returncode == 2
     assert "not empty" in result.stderr
     assert (tmp_path / "precious.txt").read_text() == "keep me"
@@ -68,7 +73,10 @@ def test_serve_over_http(mirror: MirrorFixture) -> None:
     port = _free_port()
     server = subprocess.Popen(
         [*FIRMFORGE, "mirror", "serve", str(mirror.root), "--port", str(port)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env={**os.environ, "COLUMNS": "200"})
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "COLUMNS": "200"},
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 30
@@ -94,7 +102,11 @@ def test_serve_over_http(mirror: MirrorFixture) -> None:
 
 
 def test_serve_refuses_a_directory_without_a_mirror(tmp_path: Path) -> None:
-    result = subprocess.run([*FIRMFORGE, "mirror", "serve", str(tmp_path), "--port", "0"],
-                            capture_output=True, text=True, timeout=30)
+    result = subprocess.run(
+        [*FIRMFORGE, "mirror", "serve", str(tmp_path), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     assert result.returncode == 2
     assert "no mirror" in result.stderr

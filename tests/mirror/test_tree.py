@@ -44,8 +44,12 @@ def package_dirs(mirror: MirrorFixture, version: str) -> list[Path]:
 
 def test_versions_json(mirror: MirrorFixture) -> None:
     versions = json.loads((mirror.root / ".versions.json").read_text())
-    assert set(versions) == {"stable_version", "oldstable_version", "upcoming_version",
-                             "versions_list"}
+    assert set(versions) == {
+        "stable_version",
+        "oldstable_version",
+        "upcoming_version",
+        "versions_list",
+    }
     assert versions["stable_version"] == "24.10.5"
     assert versions["oldstable_version"] == "23.05.5"
     assert versions["upcoming_version"] == ""  # present and falsy when there is no RC
@@ -58,8 +62,11 @@ def test_versions_json(mirror: MirrorFixture) -> None:
 def test_targets_and_overview(mirror: MirrorFixture, version: str) -> None:
     release_dir = mirror.root / "releases" / version
     targets = json.loads((release_dir / ".targets.json").read_text())
-    assert targets == {"x86/64": "x86_64", "ath79/generic": "mips_24kc",
-                       "ramips/mt7621": "mipsel_24kc"}
+    assert targets == {
+        "x86/64": "x86_64",
+        "ath79/generic": "mips_24kc",
+        "ramips/mt7621": "mipsel_24kc",
+    }
     overview = json.loads((release_dir / ".overview.json").read_text())
     assert overview["release"] == version
     ids = {(p["target"], p["id"]) for p in overview["profiles"]}
@@ -92,8 +99,13 @@ def test_profiles_json_schema(mirror: MirrorFixture, version: str, target: str) 
         assert (target_dir / "kmods" / kmods / "Packages").is_file()
     board, subtarget = target.split("/")
     for profile_id, profile in document["profiles"].items():
-        assert set(profile) == {"device_packages", "image_prefix", "images",
-                                "supported_devices", "titles"}
+        assert set(profile) == {
+            "device_packages",
+            "image_prefix",
+            "images",
+            "supported_devices",
+            "titles",
+        }
         assert profile["image_prefix"] == f"openwrt-{version}-{board}-{subtarget}-{profile_id}"
         for image in profile["images"]:
             assert image["name"].startswith(profile["image_prefix"] + "-")
@@ -112,12 +124,16 @@ def test_ath79_profiles_use_vendor_model_commas(mirror: MirrorFixture) -> None:
     profiles = document["profiles"]
     assert len(profiles) >= 5
     assert profiles["tplink_archer-c7-v5"]["supported_devices"] == [
-        "tplink,archer-c7-v5", "archer-c7-v5"]
+        "tplink,archer-c7-v5",
+        "archer-c7-v5",
+    ]
     assert profiles["tplink_archer-c7-v5"]["titles"] == [
-        {"model": "Archer C7", "variant": "v5", "vendor": "TP-Link"}]
+        {"model": "Archer C7", "variant": "v5", "vendor": "TP-Link"}
+    ]
     assert "-uboot-envtools" in profiles["tplink_tl-wr841-v9"]["device_packages"]
-    sysupgrade = next(i for i in profiles["tplink_archer-c7-v5"]["images"]
-                      if i["type"] == "sysupgrade")
+    sysupgrade = next(
+        i for i in profiles["tplink_archer-c7-v5"]["images"] if i["type"] == "sysupgrade"
+    )
     content = (mirror.target_dir("24.10.5", "ath79/generic") / sysupgrade["name"]).read_bytes()
     metadata = next(c for c in fwtool.read_chunks(content) if c.type == fwtool.TYPE_METADATA)
     assert metadata.metadata()["supported_devices"] == ["tplink,archer-c7-v5", "archer-c7-v5"]
@@ -125,7 +141,8 @@ def test_ath79_profiles_use_vendor_model_commas(mirror: MirrorFixture) -> None:
     generic = x86["profiles"]["generic"]
     assert generic["supported_devices"] == []
     assert sorted((i["filesystem"], i["type"]) for i in generic["images"]) == sorted(
-        (fs, t) for fs in ("ext4", "squashfs") for t in ("combined", "combined-efi", "rootfs"))
+        (fs, t) for fs in ("ext4", "squashfs") for t in ("combined", "combined-efi", "rootfs")
+    )
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -141,14 +158,26 @@ def test_sha256sums_cover_every_file_and_are_signed(
         for line in lines:
             assert SHA256SUMS_LINE.match(line), line
             listed[line[66:]] = line[:64]
-        on_disk = {p.relative_to(directory).as_posix() for p in directory.rglob("*")
-                   if p.is_file()} - {"sha256sums", "sha256sums.sig"}
+        on_disk = {
+            p.relative_to(directory).as_posix() for p in directory.rglob("*") if p.is_file()
+        } - {"sha256sums", "sha256sums.sig"}
         assert set(listed) == on_disk
         for name, digest in listed.items():
             assert hashlib.sha256((directory / name).read_bytes()).hexdigest() == digest
         verified = subprocess.run(
-            [signify, "-V", "-p", str(mirror.public_key), "-x", str(sums) + ".sig", "-m",
-             str(sums)], capture_output=True, text=True)
+            [
+                signify,
+                "-V",
+                "-p",
+                str(mirror.public_key),
+                "-x",
+                str(sums) + ".sig",
+                "-m",
+                str(sums),
+            ],
+            capture_output=True,
+            text=True,
+        )
         assert verified.returncode == 0, verified.stderr
         assert "Signature Verified" in verified.stdout
 
@@ -161,12 +190,24 @@ def test_tampered_sha256sums_fails_independent_verification(
     tampered.write_bytes(original.read_bytes().replace(b"*", b"*x", 1))
     (tmp_path / "sha256sums.sig").write_bytes(original.with_name("sha256sums.sig").read_bytes())
     result = subprocess.run(
-        [signify, "-V", "-p", str(mirror.public_key), "-x", str(tmp_path / "sha256sums.sig"),
-         "-m", str(tampered)], capture_output=True, text=True)
+        [
+            signify,
+            "-V",
+            "-p",
+            str(mirror.public_key),
+            "-x",
+            str(tmp_path / "sha256sums.sig"),
+            "-m",
+            str(tampered),
+        ],
+        capture_output=True,
+        text=True,
+    )
     assert result.returncode != 0
     with pytest.raises(UsignError):
         PublicKey.from_text(mirror.public_key.read_text()).verify(
-            tampered.read_bytes(), (tmp_path / "sha256sums.sig").read_text())
+            tampered.read_bytes(), (tmp_path / "sha256sums.sig").read_text()
+        )
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -177,8 +218,18 @@ def test_package_indexes(mirror: MirrorFixture, version: str, signify: str) -> N
         assert gzip.decompress((directory / "Packages.gz").read_bytes()) == packages
         key.verify(packages, (directory / "Packages.sig").read_text())
         verified = subprocess.run(
-            [signify, "-V", "-q", "-p", str(mirror.public_key), "-x",
-             str(directory / "Packages.sig"), "-m", str(directory / "Packages")])
+            [
+                signify,
+                "-V",
+                "-q",
+                "-p",
+                str(mirror.public_key),
+                "-x",
+                str(directory / "Packages.sig"),
+                "-m",
+                str(directory / "Packages"),
+            ]
+        )
         assert verified.returncode == 0
         assert (64 + len(packages)) % 128 not in (110, 111)  # usign SHA-512 bug work-around
         stanzas = parse_packages(packages.decode()) if packages else []
@@ -193,13 +244,17 @@ def test_package_indexes(mirror: MirrorFixture, version: str, signify: str) -> N
             assert len(ipk) == int(stanza["Size"])
             assert hashlib.sha256(ipk).hexdigest() == stanza["SHA256sum"]
             assert stanza["Filename"] == (
-                f"{stanza['Package']}_{stanza['Version']}_{stanza['Architecture']}.ipk")
+                f"{stanza['Package']}_{stanza['Version']}_{stanza['Architecture']}.ipk"
+            )
             if version.startswith("23.05"):
                 assert index["packages"][stanza["Package"]] == stanza["Version"]
             else:
                 abi = stanza.get("ABIVersion", "")
-                name = stanza["Package"].removesuffix(abi).removesuffix("-") if abi else (
-                    stanza["Package"])
+                name = (
+                    stanza["Package"].removesuffix(abi).removesuffix("-")
+                    if abi
+                    else (stanza["Package"])
+                )
                 assert index["packages"][name] == stanza["Version"]
         if version.startswith("23.05"):
             assert set(index) == {"architecture", "packages"}
@@ -221,8 +276,9 @@ def test_abi_versioned_libraries_and_conflict_pair(mirror: MirrorFixture) -> Non
     assert "dnsmasq" in stanzas["dnsmasq-full"]["Conflicts"]
     index = json.loads((base / "index.json").read_text())
     assert "libubox" in index["packages"] and "libubox20240329" not in index["packages"]
-    old = json.loads((mirror.root / "releases/23.05.5/packages/mips_24kc/base/index.json")
-                     .read_text())
+    old = json.loads(
+        (mirror.root / "releases/23.05.5/packages/mips_24kc/base/index.json").read_text()
+    )
     assert "libubox20230523" in old["packages"]
 
 
@@ -235,21 +291,22 @@ def _ipk_members(ipk: bytes) -> dict[str, bytes]:
 
 def test_ipk_structure_matches_index(mirror: MirrorFixture) -> None:
     base = mirror.root / "releases/24.10.5/packages/x86_64/base"
-    stanza = next(s for s in parse_packages((base / "Packages").read_text())
-                  if s["Package"] == "dnsmasq")
+    stanza = next(
+        s for s in parse_packages((base / "Packages").read_text()) if s["Package"] == "dnsmasq"
+    )
     members = _ipk_members((base / stanza["Filename"]).read_bytes())
     assert members["./debian-binary"] == b"2.0\n"
     with tarfile.open(fileobj=io.BytesIO(members["./control.tar.gz"])) as control_tar:
         control = control_tar.extractfile("./control").read().decode()  # type: ignore[union-attr]
-        assert {"./control", "./postinst", "./prerm", "./conffiles"} <= set(
-            control_tar.getnames())
+        assert {"./control", "./postinst", "./prerm", "./conffiles"} <= set(control_tar.getnames())
     assert "Package: dnsmasq\n" in control and "Description:  DNS and DHCP server" in control
     assert f"Installed-Size: {stanza['Installed-Size']}\n" in control
     with tarfile.open(fileobj=io.BytesIO(members["./data.tar.gz"])) as data_tar:
         names = data_tar.getnames()
         init = data_tar.extractfile("./etc/init.d/dnsmasq").read()  # type: ignore[union-attr]
-        assert all(m.uid == 0 and m.mtime == RELEASES[-1].source_date_epoch
-                   for m in data_tar.getmembers())
+        assert all(
+            m.uid == 0 and m.mtime == RELEASES[-1].source_date_epoch for m in data_tar.getmembers()
+        )
     assert init.startswith(b"#!/bin/sh /etc/rc.common\n") and b"START=19" in init
     assert "./usr/sbin/dnsmasq" in names
 
@@ -260,8 +317,10 @@ def test_every_dependency_resolves(mirror: MirrorFixture, version: str, target: 
     """What the IB's feeds offer for a target satisfies every Depends line in them."""
     target_spec = next(t for t in TARGETS if t.name == target)
     release_dir = mirror.root / "releases" / version
-    directories = [*(release_dir / "targets" / target).glob("**/Packages"),
-                   *(release_dir / "packages" / target_spec.arch_packages).glob("*/Packages")]
+    directories = [
+        *(release_dir / "targets" / target).glob("**/Packages"),
+        *(release_dir / "packages" / target_spec.arch_packages).glob("*/Packages"),
+    ]
     stanzas = [s for d in directories if d.read_bytes() for s in parse_packages(d.read_text())]
     provided = {"libc", "kernel"}  # installed from the IB's build_dir, in no index
     for stanza in stanzas:
@@ -276,15 +335,17 @@ def test_every_dependency_resolves(mirror: MirrorFixture, version: str, target: 
 def test_kmods_pin_the_kernel_in_the_imagebuilder(mirror: MirrorFixture) -> None:
     target_dir = mirror.target_dir("24.10.5", "ath79/generic")
     kmods = next((target_dir / "kmods").iterdir())
-    ath9k = next(s for s in parse_packages((kmods / "Packages").read_text())
-                 if s["Package"] == "kmod-ath9k")
+    ath9k = next(
+        s for s in parse_packages((kmods / "Packages").read_text()) if s["Package"] == "kmod-ath9k"
+    )
     pinned = re.match(r"kernel \(=(.+)\)", ath9k["Depends"])
     assert pinned is not None
     kernel_version = pinned.group(1)
     assert re.fullmatch(r"6\.6\.119~[0-9a-f]{32}-r1", kernel_version)
     assert (target_dir / "packages" / f"kernel_{kernel_version}_mips_24kc.ipk").is_file()
     packages_23 = parse_packages(
-        (mirror.target_dir("23.05.5", "ath79/generic") / "packages/Packages").read_text())
+        (mirror.target_dir("23.05.5", "ath79/generic") / "packages/Packages").read_text()
+    )
     assert any(s["Package"] == "kmod-ath9k" for s in packages_23)  # pre-split: kmods here
     assert not (mirror.target_dir("23.05.5", "ath79/generic") / "kmods").exists()
 
@@ -309,7 +370,8 @@ def test_imagebuilder_tarball_layout(mirror: MirrorFixture, version: str, target
     board, subtarget = target.split("/")
     extension = "tar.xz" if version.startswith("23.05") else "tar.zst"
     assert tarball.name == (
-        f"openwrt-imagebuilder-{version}-{board}-{subtarget}.Linux-x86_64.{extension}")
+        f"openwrt-imagebuilder-{version}-{board}-{subtarget}.Linux-x86_64.{extension}"
+    )
     sums = (tarball.parent / "sha256sums").read_text()
     assert f"{hashlib.sha256(tarball.read_bytes()).hexdigest()} *{tarball.name}" in sums
     top = tarball.name.rsplit(".tar.", 1)[0]
@@ -318,16 +380,30 @@ def test_imagebuilder_tarball_layout(mirror: MirrorFixture, version: str, target
         members = {m.name: m for m in tar.getmembers()}
         assert {m.split("/")[0] for m in members} == {top}
         assert all(m.mtime <= release.source_date_epoch for m in members.values())
-        for required in ("Makefile", ".config", "repositories.conf", "packages/Packages",
-                         f"keys/{mirror.fingerprint}", "staging_dir/host/bin/ib-tool",
-                         f"target/linux/{board}/Makefile", ".targetinfo.json"):
+        for required in (
+            "Makefile",
+            ".config",
+            "repositories.conf",
+            "packages/Packages",
+            f"keys/{mirror.fingerprint}",
+            "staging_dir/host/bin/ib-tool",
+            f"target/linux/{board}/Makefile",
+            ".targetinfo.json",
+        ):
             assert f"{top}/{required}" in members, required
-        assert any(re.fullmatch(rf"{top}/build_dir/target-[^/]+_musl/linux-{board}_{subtarget}"
-                                r"/kernel_.+\.ipk", name) for name in members)
+        assert any(
+            re.fullmatch(
+                rf"{top}/build_dir/target-[^/]+_musl/linux-{board}_{subtarget}"
+                r"/kernel_.+\.ipk",
+                name,
+            )
+            for name in members
+        )
         repositories = tar.extractfile(f"{top}/repositories.conf").read().decode()  # type: ignore[union-attr]
         key = tar.extractfile(f"{top}/keys/{mirror.fingerprint}").read()  # type: ignore[union-attr]
     assert key == mirror.public_key.read_bytes().replace(
-        b"firmforge synthetic mirror key", f"public key {mirror.fingerprint}".encode())
+        b"firmforge synthetic mirror key", f"public key {mirror.fingerprint}".encode()
+    )
     root = f"https://downloads.openwrt.org/releases/{version}"
     assert f"src/gz openwrt_core {root}/targets/{target}/packages\n" in repositories
     assert "src imagebuilder file:packages\n" in repositories

@@ -1,0 +1,31 @@
+"""The objects the API works with, made once at start-up and handed to the routes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from firmforge.catalog import Catalog
+from firmforge.config import Settings
+from firmforge.db import Database
+from firmforge.queue import BuildQueue
+from firmforge.request import BuildRequest
+from firmforge.store import LocalStore
+
+__all__ = ["Services", "services"]
+
+
+@dataclass
+class Services:
+    settings: Settings
+    queue: BuildQueue
+    catalog: Catalog
+    store: LocalStore
+    database: Database
+    request_model: type[BuildRequest]
+
+
+def services(request: Request) -> Services:
+    """FastAPI dependency: the app's services (set in the app factory, not at import)."""
+    return request.app.state.services  # type: ignore[no-any-return]

@@ -1,0 +1,324 @@
+"""The job a worker runs: one request → the ImageBuilder → images in the store.
+
+A short pipeline of named steps (research/asu-upstream.md §1.4): fetch the ImageBuilder,
+``make info``, check the revision, ``make manifest``, check package versions, ``make image``,
+check the output, publish. Each step reports its ``Stage``; a failure raises ``BuildError``
+carrying the stage, and the job records it so the client is told which stage failed and why.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from rq import get_current_job
+
+from firmforge.config import PACKAGE_RENAMES
+from firmforge.db import Database
+from firmforge.errors import BuildError, FirmforgeError, ImageTooBigError
+from firmforge.imagebuilder import (
+    ImageBuilderCache,
+    diff_packages,
+    image_command,
+    image_too_big,
+    info_command,
+    manifest_command,
+    package_selection_error,
+    parse_info,
+    parse_manifest,
+    run_make,
+)
+from firmforge.queue import Stage, set_failure, set_stage
+from firmforge.request import BuildRequest, packages_hash
+from firmforge.store import LocalStore
+from firmforge.upstream import Upstream
+
+__all__ = ["BuildContext", "build", "install_context", "run_build_job"]
+
+log = logging.getLogger(__name__)
+
+ProgressCallback = Callable[[Stage], None]
+DEFAULTS_PATH = "etc/uci-defaults/99-asu-defaults"
+
+
+@dataclass
+class BuildContext:
+    """Everything a worker process builds with; made once per process."""
+
+    upstream: Upstream
+    cache: ImageBuilderCache
+    store: LocalStore
+    database: Database
+    stage_timeout: float
+    worker_name: str = field(default_factory=socket.gethostname)
+
+
+@dataclass
+class _Outcome:
+    """What a finished build hands back to the job: the response body and the record."""
+
+    response: dict[str, Any]
+    stage_seconds: dict[str, float]
+
+
+class _StageClock:
+    """Reports each stage and measures how long it took."""
+
+    def __init__(self, report: ProgressCallback) -> None:
+        self.report = report
+        self.current = Stage.INIT
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def stage(self, stage: Stage) -> Iterator[None]:
+        self.current = stage
+        self.report(stage)
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.seconds[stage.value] = round(time.monotonic() - started, 3)
+
+
+def _renamed(packages: list[str], version: str) -> list[str]:
+    """Apply the branch's package renames (``auc`` → ``owut``), keeping ``-`` removals."""
+    branch = version.rsplit(".", 1)[0] if version != "SNAPSHOT" else version
+    renames = PACKAGE_RENAMES.get(branch.removesuffix("-SNAPSHOT"), {})
+    result = []
+    for package in packages:
+        prefix, name = ("-", package[1:]) if package.startswith("-") else ("", package)
+        result.append(prefix + renames.get(name, name))
+    return result
+
+
+def _check_versions(manifest: dict[str, str], wanted: dict[str, str]) -> None:
+    for package, version in wanted.items():
+        if package not in manifest:
+            raise BuildError(
+                f"Impossible package selection: {package} not in manifest",
+                stage=Stage.VALIDATE_MANIFEST,
+            )
+        if manifest[package] != version:
+            raise BuildError(
+                f"Impossible package selection: {package} version not as requested: "
+                f"{version} vs. {manifest[package]}",
+                stage=Stage.VALIDATE_MANIFEST,
+            )
+
+
+def _run(workdir: Path, args: list[str], ctx: BuildContext, stage: Stage) -> tuple[str, str]:
+    result = run_make(workdir, args, timeout=ctx.stage_timeout, stage=stage.value)
+    if result.returncode != 0:
+        selection = package_selection_error(result.stderr, stage.value)
+        if selection is not None:
+            selection.stdout = result.stdout
+            raise selection
+        raise BuildError(
+            f"{' '.join(args[:2])} failed with exit code {result.returncode} "
+            f"(stage {stage.value}). See stdout/stderr",
+            stage=stage.value,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
+    return result.stdout, result.stderr
+
+
+def build(
+    request: BuildRequest, request_hash: str, ctx: BuildContext, report: ProgressCallback
+) -> _Outcome:
+    """Build ``request`` and publish its images as ``request_hash`` in the store."""
+    clock = _StageClock(report)
+    with clock.stage(Stage.INIT):
+        source = ctx.upstream.imagebuilder(request.version, request.target)
+    with clock.stage(Stage.CONTAINER_SETUP):
+        ctx.cache.ensure(source)
+    with ctx.cache.workspace(source) as workdir:
+        with clock.stage(Stage.VALIDATE_REVISION):
+            info_stdout, _ = _run(workdir, info_command(), ctx, Stage.VALIDATE_REVISION)
+            info = parse_info(info_stdout)
+            if request.version_code and request.version_code != info.revision:
+                raise BuildError(
+                    f"Received incorrect version {info.revision} "
+                    f"(requested {request.version_code})",
+                    stage=Stage.VALIDATE_REVISION,
+                )
+            profile = info.profiles.get(request.profile)
+            if profile is None:
+                raise BuildError(
+                    f"Profile {request.profile} is not in this ImageBuilder",
+                    stage=Stage.VALIDATE_REVISION,
+                )
+        requested = _renamed(request.requested_packages, request.version)
+        packages = (
+            diff_packages(requested, info.default_packages, profile.packages)
+            if request.diff_packages
+            else requested
+        )
+        with clock.stage(Stage.VALIDATE_MANIFEST):
+            manifest_stdout, _ = _run(
+                workdir, manifest_command(request.profile, packages), ctx, Stage.VALIDATE_MANIFEST
+            )
+            manifest = parse_manifest(manifest_stdout)
+            _check_versions(manifest, request.packages_versions)
+        files = None
+        if request.defaults:
+            # relative paths (make runs in the workspace) keep build_cmd free of server paths
+            files = "firmforge-files"
+            defaults_file = workdir / files / DEFAULTS_PATH
+            defaults_file.parent.mkdir(parents=True, exist_ok=True)
+            defaults_file.write_text(request.defaults)
+        relative_bin_dir = f"firmforge-bin/{request_hash}"
+        bin_dir = workdir / relative_bin_dir
+        command = image_command(
+            request.profile,
+            packages,
+            bin_dir=relative_bin_dir,
+            extra_image_name=packages_hash(list(manifest))[:12],
+            files=files,
+            rootfs_partsize=request.rootfs_size_mb,
+            filesystem=request.filesystem,
+        )
+        with clock.stage(Stage.BUILDING_IMAGE):
+            result = run_make(workdir, command, timeout=ctx.stage_timeout, stage="building_image")
+            if image_too_big(result.stderr):
+                raise ImageTooBigError(
+                    stage=Stage.BUILDING_IMAGE, stdout=result.stdout, stderr=result.stderr
+                )
+            if result.returncode != 0:
+                raise BuildError(
+                    f"Error while building firmware: make image exited with "
+                    f"{result.returncode}. See stdout/stderr",
+                    stage=Stage.BUILDING_IMAGE,
+                    stdout=result.stdout,
+                    stderr=result.stderr,
+                )
+            profiles_path = bin_dir / "profiles.json"
+            if not profiles_path.is_file():
+                raise BuildError("No JSON file found", stage=Stage.BUILDING_IMAGE,
+                                 stdout=result.stdout, stderr=result.stderr)
+            profiles = json.loads(profiles_path.read_text())
+            if request.profile not in profiles.get("profiles", {}):
+                raise BuildError("Profile not found in JSON file", stage=Stage.BUILDING_IMAGE,
+                                 stdout=result.stdout, stderr=result.stderr)
+        with clock.stage(Stage.STORING):
+            ctx.store.publish(request_hash, bin_dir)
+    response = _response(request, request_hash, profiles, manifest, command, packages, result)
+    response["imagebuilder"] = {"name": source.name, "sha256": source.sha256}
+    return _Outcome(response=response, stage_seconds=clock.seconds)
+
+
+def _response(
+    request: BuildRequest,
+    request_hash: str,
+    profiles: dict[str, Any],
+    manifest: dict[str, str],
+    command: list[str],
+    packages: list[str],
+    result: Any,
+) -> dict[str, Any]:
+    """The 200 body (research asu-upstream.md §2.4), key order as upstream emits it."""
+    top_level = {k: v for k, v in profiles.items() if k != "profiles"}
+    profile = profiles["profiles"][request.profile]
+    build_at = datetime.fromtimestamp(int(profiles.get("source_date_epoch", 0)), UTC)
+    return {
+        "detail": "done",
+        "imagebuilder_status": "done",
+        "request": request.model_dump(mode="json"),
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "build_cmd": command,
+        "status": 200,
+        **top_level,
+        "manifest": manifest,
+        **profile,
+        "id": request.profile,
+        "bin_dir": request_hash,
+        "build_cmd_packages": packages,
+        "build_at": build_at.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+    }
+
+
+def _record_failure(
+    ctx: BuildContext, job: Any, record_id: int, request_hash: str, error: Exception, at: Stage
+) -> None:
+    """Tell the client which stage failed and why, in the job and in the build record."""
+    if isinstance(error, FirmforgeError):
+        detail = error.detail
+        stage = getattr(error, "stage", "") or at.value
+    else:  # a bug or an environment problem: still say where, never a bare "failed"
+        log.exception("build %s crashed in stage %s", request_hash, at.value)
+        stage = at.value
+        detail = f"Internal error in stage {stage}: {type(error).__name__}: {error}"
+    failure = {
+        "detail": f"Error: {detail}",
+        "failed_stage": str(stage),
+        "stdout": getattr(error, "stdout", ""),
+        "stderr": getattr(error, "stderr", ""),
+    }
+    if job is not None:
+        set_failure(job, failure)
+    ctx.database.record_failed(record_id, stage=str(stage), detail=detail)
+    log.info("build %s failed at %s: %s", request_hash, stage, detail)
+
+
+_CONTEXT: BuildContext | None = None
+
+
+def install_context(context: BuildContext) -> None:
+    """Set the worker process's build context (called once by the worker at start)."""
+    global _CONTEXT
+    _CONTEXT = context
+
+
+def run_build_job(request_hash: str, request_data: dict[str, Any]) -> dict[str, Any]:
+    """The RQ job: build, record, and return the response body (or raise after recording)."""
+    if _CONTEXT is None:
+        raise RuntimeError("worker started without a build context")
+    ctx = _CONTEXT
+    job = get_current_job()
+    request = BuildRequest.model_validate(request_data)
+    record_id = ctx.database.record_queued(
+        request_hash,
+        request=request_data,
+        distro=request.distro,
+        version=request.version,
+        target=request.target,
+        profile=request.profile,
+        packages=request.requested_packages,
+    )
+    ctx.database.record_started(record_id, ctx.worker_name)
+
+    reached = [Stage.INIT]
+
+    def report(stage: Stage) -> None:
+        reached[0] = stage
+        if job is not None:
+            set_stage(job, stage)
+
+    started = time.monotonic()
+    try:
+        outcome = build(request, request_hash, ctx, report)
+    except Exception as error:
+        _record_failure(ctx, job, record_id, request_hash, error, reached[0])
+        raise
+    for stage_name, seconds in outcome.stage_seconds.items():
+        ctx.database.record_stage(record_id, stage_name, seconds)
+    ctx.database.record_done(
+        record_id,
+        manifest=outcome.response["manifest"],
+        images=outcome.response.get("images", []),
+        bin_dir=request_hash,
+        imagebuilder=outcome.response.pop("imagebuilder"),
+        build_cmd=outcome.response["build_cmd"],
+    )
+    report(Stage.DONE)
+    log.info("build %s done in %.1f s", request_hash, time.monotonic() - started)
+    return outcome.response

@@ -1,0 +1,116 @@
+"""The one settings object: command-line flags, then ``FIRMFORGE_*`` environment variables,
+then ``firmforge.toml`` in the working directory, then the defaults below.
+
+Every setting is documented by its ``description``; ``firmforge serve --help`` and the README
+list them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, SecretStr
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+__all__ = ["PACKAGE_RENAMES", "Settings"]
+
+# Package renames between branches (upstream's package_changes table): an old package list
+# builds on a new release once these are applied; unknown-package errors suggest them.
+PACKAGE_RENAMES: dict[str, dict[str, str]] = {
+    "23.05": {
+        "firewall": "firewall4",
+        "libustream-wolfssl": "libustream-mbedtls",
+        "px5g-wolfssl": "px5g-mbedtls",
+        "wpad-basic-wolfssl": "wpad-basic-mbedtls",
+    },
+    "24.10": {
+        "firewall": "firewall4",
+        "libustream-wolfssl": "libustream-mbedtls",
+        "px5g-wolfssl": "px5g-mbedtls",
+        "wpad-basic-wolfssl": "wpad-basic-mbedtls",
+        "auc": "owut",
+        "luci-app-opkg": "luci-app-package-manager",
+        "luci-app-wireguard": "luci-proto-wireguard",
+    },
+}
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="FIRMFORGE_",
+        toml_file="firmforge.toml",
+        extra="ignore",
+    )
+
+    host: str = Field("127.0.0.1", description="Address the API listens on.")
+    port: int = Field(8000, ge=0, le=65535, description="Port the API listens on.")
+    data_dir: Path = Field(
+        Path("firmforge-data"),
+        description="Where the embedded Redis, SQLite database, store and caches live.",
+    )
+    upstream_url: str = Field(
+        "https://downloads.openwrt.org", description="The downloads mirror to build from."
+    )
+    upstream_key: list[Path] = Field(
+        default_factory=list,
+        description="usign/signify public key files trusted to sign the mirror's sha256sums. "
+        "Without any, signatures are not checked (a warning is logged).",
+    )
+    workers: int = Field(2, ge=0, le=64, description="Local build worker processes.")
+    redis_url: str | None = Field(
+        None, description="External Redis/Valkey URL; unset starts an embedded Redis."
+    )
+    database_url: str | None = Field(
+        None, description="SQLAlchemy URL (PostgreSQL in production); unset uses SQLite."
+    )
+    allow_defaults: bool = Field(False, description="Accept first-boot `defaults` scripts.")
+    max_defaults_length: int = Field(20480, description="Longest `defaults` script, characters.")
+    max_custom_rootfs_size_mb: int = Field(1024, description="Largest `rootfs_size_mb`.")
+    max_pending_jobs: int = Field(200, description="Queue length beyond which POSTs get 529.")
+    build_ttl: int = Field(7 * 86400, description="Seconds a build with versions is kept.")
+    build_ttl_unversioned: int = Field(86400, description="Seconds a plain build is kept.")
+    build_defaults_ttl: int = Field(1800, description="Seconds a build with `defaults` is kept.")
+    build_failure_ttl: int = Field(
+        300, description="Seconds a failure is answered from cache before a retry builds again."
+    )
+    job_timeout: int = Field(1800, description="Seconds a whole build may take.")
+    stage_timeout: int = Field(900, description="Seconds one ImageBuilder command may take.")
+    max_cache_gb: float = Field(20.0, description="Disk budget of the ImageBuilder cache, GiB.")
+    catalog_refresh_interval: int = Field(
+        300, description="Seconds between re-reads of the mirror's release list."
+    )
+    admin_token: SecretStr | None = Field(None, description="Token for admin routes.")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    # Derived locations under the data dir.
+    @property
+    def store_dir(self) -> Path:
+        return self.data_dir / "store"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.data_dir / "imagebuilders"
+
+    @property
+    def effective_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'firmforge.db').resolve()}"
+
+    def public_dict(self) -> dict[str, Any]:
+        """Settings safe to show (no secrets)."""
+        return self.model_dump(mode="json", exclude={"admin_token"})

@@ -1,0 +1,117 @@
+"""The ORM model of a build attempt, its status enum and the UTC datetime column type."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, MetaData, String, Text, TypeDecorator
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = ["Base", "BuildRecord", "BuildStatus", "UTCDateTime"]
+
+
+class BuildStatus(StrEnum):
+    """Where a build attempt is; ``done`` and ``failed`` are final."""
+
+    QUEUED = "queued"
+    STARTED = "started"
+    DONE = "done"
+    FAILED = "failed"
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """A timezone-aware datetime that always comes back in UTC, on every backend.
+
+    PostgreSQL stores ``timestamptz`` and returns it in the session's time zone; SQLite has no
+    time zones, so the value is stored as naive UTC and UTC is attached again on the way out.
+    Naive datetimes are refused: a time without a zone is a bug waiting for a DST change.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} refused: give it a time zone")
+        utc = value.astimezone(UTC)
+        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+# Plain JSON on every backend (not JSONB): objects keep their key order (a manifest, the stage
+# timings) and read back the same from SQLite and PostgreSQL. Python None is stored as SQL NULL.
+_JSON = JSON(none_as_null=True)
+
+
+class Base(DeclarativeBase):
+    """Declarative base; constraint names are fixed so migrations can refer to them."""
+
+    metadata = MetaData(
+        naming_convention={
+            "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+            "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+            "ck": "ck_%(table_name)s_%(constraint_name)s",
+            "fk": "fk_%(table_name)s_%(column_0_N_name)s_%(referred_table_name)s",
+            "pk": "pk_%(table_name)s",
+        }
+    )
+
+
+class BuildRecord(Base):
+    """One attempt at building one request; a failed request may be attempted again later.
+
+    ``stage`` is the last stage reached (the failing one for a failed build), ``detail`` the
+    error or ``"done"``. ``duration_seconds`` is ``finished_at - started_at`` (None when the
+    build never started); the wait in the queue is ``started_at - enqueued_at``.
+    """
+
+    __tablename__ = "builds"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    request_hash: Mapped[str] = mapped_column(String(64), index=True)
+    status: Mapped[BuildStatus] = mapped_column(
+        # A VARCHAR, not a native enum or CHECK: a new status is then a code change only.
+        Enum(
+            BuildStatus,
+            native_enum=False,
+            create_constraint=False,
+            length=16,
+            values_callable=lambda statuses: [status.value for status in statuses],
+        ),
+        index=True,
+    )
+    stage: Mapped[str | None] = mapped_column(String(32))
+    detail: Mapped[str | None] = mapped_column(Text)
+    request: Mapped[dict[str, Any]] = mapped_column(_JSON)
+    distro: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    profile: Mapped[str] = mapped_column(String(255))
+    packages: Mapped[list[str]] = mapped_column(_JSON)
+    worker: Mapped[str | None] = mapped_column(String(255))
+    imagebuilder: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+    manifest: Mapped[dict[str, Any] | None] = mapped_column(_JSON)
+    images: Mapped[list[dict[str, Any]] | None] = mapped_column(_JSON)
+    bin_dir: Mapped[str | None] = mapped_column(String(255))
+    stage_timings: Mapped[dict[str, float]] = mapped_column(_JSON)
+    enqueued_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    duration_seconds: Mapped[float | None] = mapped_column(Float)
+    build_cmd: Mapped[list[str] | None] = mapped_column(_JSON)
+
+    def __repr__(self) -> str:
+        return (
+            f"<BuildRecord id={self.id} {self.request_hash[:12]} {self.status}"
+            f" stage={self.stage!r}>"
+        )

@@ -1,0 +1,1 @@
+"""Alembic migrations of firmforge's database (run by ``Database.migrate``; not imported)."""

