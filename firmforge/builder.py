@@ -21,7 +21,6 @@ from typing import Any
 
 from rq import get_current_job
 
-from firmforge.config import PACKAGE_RENAMES
 from firmforge.db import Database
 from firmforge.errors import BuildError, FirmforgeError, ImageTooBigError
 from firmforge.imagebuilder import (
@@ -88,17 +87,6 @@ class _StageClock:
             self.seconds[stage.value] = round(time.monotonic() - started, 3)
 
 
-def _renamed(packages: list[str], version: str) -> list[str]:
-    """Apply the branch's package renames (``auc`` → ``owut``), keeping ``-`` removals."""
-    branch = version.rsplit(".", 1)[0] if version != "SNAPSHOT" else version
-    renames = PACKAGE_RENAMES.get(branch.removesuffix("-SNAPSHOT"), {})
-    result = []
-    for package in packages:
-        prefix, name = ("-", package[1:]) if package.startswith("-") else ("", package)
-        result.append(prefix + renames.get(name, name))
-    return result
-
-
 def _check_versions(manifest: dict[str, str], wanted: dict[str, str]) -> None:
     for package, version in wanted.items():
         if package not in manifest:
@@ -156,7 +144,7 @@ def build(
                     f"Profile {request.profile} is not in this ImageBuilder",
                     stage=Stage.VALIDATE_REVISION,
                 )
-        requested = _renamed(request.requested_packages, request.version)
+        requested = request.requested_packages  # renamed by the API already
         packages = (
             diff_packages(requested, info.default_packages, profile.packages)
             if request.diff_packages

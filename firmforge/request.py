@@ -77,6 +77,19 @@ class BuildRequest(BaseModel):
         """What to install: the keys of ``packages_versions`` when given, else ``packages``."""
         return [p.removeprefix("+") for p in (self.packages_versions or self.packages)]
 
+    def with_renames(self, renames: dict[str, str]) -> BuildRequest:
+        """Old package names replaced by their successors (``auc`` → ``owut``); ``-x`` too."""
+
+        def rename(package: str) -> str:
+            prefix = "-" if package.startswith("-") else ""
+            name = package.removeprefix("-")
+            return prefix + renames.get(name, name)
+
+        return self.model_copy(update={
+            "packages": [rename(p) for p in self.packages],
+            "packages_versions": {rename(k): v for k, v in self.packages_versions.items()},
+        })
+
     def normalized(self) -> BuildRequest:
         """Board names with commas name the same profile as their underscore form."""
         return self.model_copy(update={"profile": self.profile.replace(",", "_")})

@@ -83,7 +83,8 @@ def test_build_through_http_and_download(server: RunningServer) -> None:
     assert "PACKAGES=luci -ppp -ppp-mod-pppoe" in body["build_cmd"]
     # a second identical request is a cache hit: 200 at once, same images
     with server.client() as client:
-        again = client.post("/api/v1/build", json={**REQUEST, "packages": ["-ppp-mod-pppoe", "-ppp", "luci"]})
+        reordered = ["-ppp-mod-pppoe", "-ppp", "luci"]
+        again = client.post("/api/v1/build", json={**REQUEST, "packages": reordered})
         assert again.status_code == 200
         assert again.json()["images"] == body["images"]
         head = client.head(f"/api/v1/build/{body['request_hash']}")
@@ -118,7 +119,8 @@ def test_concurrent_identical_requests_make_one_build(server: RunningServer) -> 
 
 
 def test_failed_build_says_which_stage_and_why(server: RunningServer) -> None:
-    request = {**REQUEST, "profile": "tplink_tl-wr841-v9", "packages": ["python3-light"]}
+    request = {**REQUEST, "profile": "tplink_tl-wr842n-v3",
+               "packages": ["python3-light", "luci", "luci-app-statistics", "tcpdump"]}
     with server.client() as client:
         posted = client.post("/api/v1/build", json=request)
         body = poll_build(client, posted.json()["request_hash"]).json()

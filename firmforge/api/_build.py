@@ -86,6 +86,7 @@ def _validated(request: BuildRequest, svc: Services) -> BuildRequest:
     catalog.check_version(request.version)
     catalog.check_target(request.version, request.target)
     profile = catalog.resolve_profile(request.version, request.target, request.profile)
+    request = request.with_renames(catalog.renames_for(request.version))
     catalog.check_packages(request.version, request.target, request.requested_packages)
     return request.model_copy(update={"profile": profile})
 

@@ -30,6 +30,9 @@ class Database:
     Every method is its own short transaction and returns plain, detached ``BuildRecord``
     objects that stay readable after it returns. ``clock`` returns the aware "now" (a seam for
     tests); times are stored and returned in UTC.
+
+    Changing a build id that does not exist raises ``LookupError``. A done or failed attempt is
+    final and changing it raises ``ValueError``: building again is a new ``record_queued``.
     """
 
     def __init__(self, url: str, *, clock: Callable[[], datetime] = _utcnow) -> None:
@@ -111,6 +114,7 @@ class Database:
         imagebuilder: dict[str, Any],
         build_cmd: Sequence[str],
     ) -> None:
+        """The build succeeded: ``detail`` becomes ``"done"`` and its outputs are kept."""
         with self._writing(build_id) as record:
             record.status = BuildStatus.DONE
             record.detail = "done"
@@ -122,6 +126,7 @@ class Database:
             self._finish(record)
 
     def record_failed(self, build_id: int, *, stage: str, detail: str) -> None:
+        """The build failed in ``stage``; ``detail`` is the error as users will read it."""
         with self._writing(build_id) as record:
             record.status = BuildStatus.FAILED
             record.stage = stage
@@ -131,6 +136,7 @@ class Database:
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, build_id: int) -> BuildRecord | None:
+        """One attempt by id, or None."""
         with self._read() as session:
             return session.get(BuildRecord, build_id)
 

@@ -19,7 +19,8 @@ __all__ = ["SQLITE_BUSY_TIMEOUT", "WRITE_OPTIONS", "is_memory_sqlite", "make_eng
 SQLITE_BUSY_TIMEOUT = 30.0
 """Seconds a SQLite connection waits for another process's write lock before failing."""
 
-WRITE_OPTIONS: dict[str, Any] = {"firmforge_write": True}
+_WRITE = "firmforge_write"
+WRITE_OPTIONS: dict[str, Any] = {_WRITE: True}
 """Execution options of a write transaction: on SQLite it begins with ``BEGIN IMMEDIATE``."""
 
 
@@ -69,7 +70,7 @@ def _sqlite_engine(url: URL) -> Engine:
         # A write transaction takes the write lock up front, so waiting for another process
         # goes through the busy timeout; a deferred read-then-write could fail at once with
         # SQLITE_BUSY when another process wrote in between.
-        write = connection.get_execution_options().get("firmforge_write", False)
+        write = connection.get_execution_options().get(_WRITE, False)
         connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     if not memory:  # an in-memory database does not survive a fork anyway

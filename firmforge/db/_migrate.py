@@ -58,10 +58,11 @@ def upgrade(engine: Engine) -> None:
     ``flock`` on ``<database>.migrate-lock`` plus the write lock of ``BEGIN IMMEDIATE``. Whoever
     comes second finds the schema at head and does nothing.
     """
-    with engine.connect() as connection:
+    with _sqlite_file_lock(engine.url), engine.connect() as connection:
+        connection.execution_options(**WRITE_OPTIONS)
         with connection.begin():
             if connection.dialect.name == "postgresql":
-                pass
+                connection.execute(select(func.pg_advisory_xact_lock(_PG_LOCK_KEY)))
             command.upgrade(alembic_config(connection=connection), "head")
 
 

@@ -29,6 +29,7 @@ import os
 import re
 import secrets
 import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,7 +81,7 @@ class CacheStats:
     bytes: int
     """Their unpacked size plus their download pools."""
     hits: int
-    """``ensure`` calls (by this object) answered from disk."""
+    """``ensure`` calls (by this object) answered from disk (``workspace`` does not count)."""
     misses: int
     """``ensure`` calls (by this object) that downloaded and unpacked."""
 
@@ -128,22 +129,7 @@ class ImageBuilderCache:
         Raises ``SignatureError`` when the download does not match ``source.sha256`` and
         ``UpstreamError`` when it cannot be downloaded or is not a safe archive.
         """
-        stem = _stem(source)
-        self._prepare_root()
-        with _flocked(self._lock_path(stem), fcntl.LOCK_SH):
-            if self._is_current(stem, source):
-                self._touch(stem)
-                self._count(hit=True)
-                return self.root / stem
-        with _flocked(self._lock_path(stem), fcntl.LOCK_EX):
-            if self._is_current(stem, source):  # another worker installed it meanwhile
-                self._touch(stem)
-                self._count(hit=True)
-                return self.root / stem
-            self._install(stem, source)
-            self._count(hit=False)
-        self._evict(keep=stem)
-        return self.root / stem
+        return self._ensure(source, count_hit=True)
 
     @contextlib.contextmanager
     def workspace(self, source: ImageBuilderSourceLike) -> Iterator[Path]:
@@ -162,8 +148,11 @@ class ImageBuilderCache:
             clone_tree(self.root / stem, clone)
             seed_downloads(self._pool(stem), clone / "dl")
             yield clone
-            if harvest_downloads(clone / "dl", self._pool(stem)):
-                self._evict(keep=stem)
+            try:  # the pool only saves downloads: a failure here must not fail the build
+                if harvest_downloads(clone / "dl", self._pool(stem)):
+                    self._evict(keep=stem)
+            except OSError:
+                log.warning("could not pool the downloads of %s", clone, exc_info=True)
         finally:
             try:
                 remove_tree(clone)
@@ -179,6 +168,25 @@ class ImageBuilderCache:
         )
 
     # -- install ----------------------------------------------------------------------------
+
+    def _ensure(self, source: ImageBuilderSourceLike, *, count_hit: bool) -> Path:
+        stem = _stem(source)
+        self._prepare_root()
+        with _flocked(self._lock_path(stem), fcntl.LOCK_SH):
+            if self._is_current(stem, source):
+                self._touch(stem)
+                self._count(hit=True, counted=count_hit)
+                return self.root / stem
+        with _flocked(self._lock_path(stem), fcntl.LOCK_EX):
+            if self._is_current(stem, source):  # another worker installed it meanwhile
+                self._touch(stem)
+                self._count(hit=True, counted=count_hit)
+                return self.root / stem
+            self._install(stem, source)
+            self._touch(stem)
+            self._count(hit=False)
+        self._evict(keep=stem)
+        return self.root / stem
 
     def _install(self, stem: str, source: ImageBuilderSourceLike) -> None:
         """Download, verify, unpack and publish ``stem``; the caller holds the exclusive lock."""
@@ -271,10 +279,14 @@ class ImageBuilderCache:
         return meta if isinstance(meta, dict) else None
 
     def _touch(self, stem: str) -> None:
+        """Record a use. Explicit nanoseconds: the kernel's own "now" is only tick-precise."""
+        now = time.time_ns()
         with contextlib.suppress(FileNotFoundError):
-            os.utime(self._meta_path(stem))
+            os.utime(self._meta_path(stem), ns=(now, now))
 
-    def _count(self, *, hit: bool) -> None:
+    def _count(self, *, hit: bool, counted: bool = True) -> None:
+        if not counted:
+            return
         with self._counter_lock:
             if hit:
                 self._hits += 1
@@ -284,7 +296,7 @@ class ImageBuilderCache:
     def _hold_shared(self, stem: str, source: ImageBuilderSourceLike) -> int:
         """A file descriptor holding the shared lock on a current copy of ``stem``."""
         for _ in range(_ATTEMPTS):
-            self.ensure(source)
+            self._ensure(source, count_hit=False)  # the caller's ensure() counted the hit
             fd = _open_lock(self._lock_path(stem))
             try:
                 fcntl.flock(fd, fcntl.LOCK_SH)

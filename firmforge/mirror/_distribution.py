@@ -231,13 +231,13 @@ DEVICES: tuple[Device, ...] = (
         image_size_kib=15552,
         images=_SYSUPGRADE_FACTORY,
     ),
-    Device(
+    Device(  # 8 MiB of flash: the defaults fit, a few big packages do not
         "ath79/generic",
-        "tplink_tl-wr841-v9",
-        (_t("TP-Link", "TL-WR841N/ND", "v9"),),
-        packages=("-uboot-envtools",),
-        supported_devices=("tplink,tl-wr841-v9", "tl-wr841-v9"),
-        image_size_kib=3904,
+        "tplink_tl-wr842n-v3",
+        (_t("TP-Link", "TL-WR842N", "v3"), _t("TP-Link", "TL-MR3420", "v3")),
+        packages=("kmod-usb2", "kmod-usb-ledtrig-usbport"),
+        supported_devices=("tplink,tl-wr842n-v3", "tl-wr842n-v3"),
+        image_size_kib=7936,
         images=_SYSUPGRADE_FACTORY,
     ),
     Device(

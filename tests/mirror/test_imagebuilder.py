@@ -183,9 +183,9 @@ def test_manifest_minus_semantics(imagebuilder: IB) -> None:
     )
     assert "dnsmasq" not in changed and "dnsmasq-full" in changed and "luci" in changed
     assert "kmod-ath10k-ct" not in changed and "uboot-envtools" not in changed
-    # a device package "-uboot-envtools" removes the default package
-    wr841 = manifest_lines(make(ib, "manifest", "PROFILE=tplink_tl-wr841-v9").stdout)
-    assert "uboot-envtools" not in wr841 and "busybox" in wr841
+    # a device package "-swconfig" removes the default package
+    unifi = manifest_lines(make(ib, "manifest", "PROFILE=ubnt_unifiac-lite").stdout)
+    assert "swconfig" not in unifi and "busybox" in unifi
 
 
 def test_unknown_package_fails_with_opkg_wording(imagebuilder: IB) -> None:

@@ -130,7 +130,7 @@ def test_ath79_profiles_use_vendor_model_commas(mirror: MirrorFixture) -> None:
     assert profiles["tplink_archer-c7-v5"]["titles"] == [
         {"model": "Archer C7", "variant": "v5", "vendor": "TP-Link"}
     ]
-    assert "-uboot-envtools" in profiles["tplink_tl-wr841-v9"]["device_packages"]
+    assert "-swconfig" in profiles["ubnt_unifiac-lite"]["device_packages"]
     sysupgrade = next(
         i for i in profiles["tplink_archer-c7-v5"]["images"] if i["type"] == "sysupgrade"
     )
