@@ -281,6 +281,7 @@ def run_build_job(request_hash: str, request_data: dict[str, Any]) -> dict[str, 
         target=request.target,
         profile=request.profile,
         packages=request.requested_packages,
+        enqueued_at=job.enqueued_at.replace(tzinfo=UTC) if job and job.enqueued_at else None,
     )
     ctx.database.record_started(record_id, ctx.worker_name)
 

@@ -75,7 +75,9 @@ def running(settings: Settings) -> Iterator[Runtime]:
     embedded = None if settings.redis_url else EmbeddedRedis(settings.data_dir / "redis")
     redis_url = settings.redis_url or embedded.start()  # type: ignore[union-attr]
     settings = settings.model_copy(update={"redis_url": redis_url})
-    Database(settings.effective_database_url).migrate()
+    migrator = Database(settings.effective_database_url)
+    migrator.migrate()
+    migrator.dispose()
     workers = LocalWorkers(settings, settings.workers)
     stop = threading.Event()
     try:

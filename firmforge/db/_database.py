@@ -70,8 +70,15 @@ class Database:
         target: str,
         profile: str,
         packages: Sequence[str],
+        enqueued_at: datetime | None = None,
     ) -> int:
-        """Start a new attempt for ``request_hash`` and return its id."""
+        """Start a new attempt for ``request_hash`` and return its id.
+
+        ``enqueued_at`` is when the request entered the queue (the worker records the attempt
+        when it takes the job, so queue waiting time is start minus this); default now.
+        """
+        if enqueued_at is not None and enqueued_at.tzinfo is None:
+            raise ValueError("enqueued_at must be timezone-aware")
         record = BuildRecord(
             request_hash=request_hash,
             status=BuildStatus.QUEUED,
@@ -82,7 +89,7 @@ class Database:
             profile=profile,
             packages=list(packages),
             stage_timings={},
-            enqueued_at=self._now(),
+            enqueued_at=enqueued_at or self._now(),
         )
         with self._write.begin() as session:
             session.add(record)

@@ -49,12 +49,30 @@ _PROFILE_ID = re.compile(r"^([A-Za-z0-9_.,+-]+):$")
 _PROFILE_KEYS = ("Packages:", "hasImageMetadata:", "SupportedDevices:")
 
 
+@dataclass
+class _ProfileDraft:
+    title: str | None = None
+    packages: list[str] = field(default_factory=list)
+    supported_devices: list[str] = field(default_factory=list)
+    keyed: bool = False  # a "Key:" line was seen: later unknown lines are not the title
+
+    def add(self, text: str) -> None:
+        key = next((k for k in _PROFILE_KEYS if text.startswith(k)), None)
+        if key == "Packages:":
+            self.packages = text.removeprefix(key).split()
+        elif key == "SupportedDevices:":
+            self.supported_devices = text.removeprefix(key).split()
+        elif key is None and not self.keyed and self.title is None:
+            self.title = text  # the name line comes first and is absent for untitled profiles
+        self.keyed = self.keyed or key is not None
+
+
 def parse_info(stdout: str) -> ImageBuilderInfo:
     """Parse ``make info``; ``BuildError`` (stage ``info``) if a required line is missing."""
     headers: dict[str, str] = {}
     default_packages: list[str] | None = None
-    profiles: dict[str, dict[str, object]] = {}
-    current: dict[str, object] | None = None
+    profiles: dict[str, _ProfileDraft] = {}
+    current: _ProfileDraft | None = None
     in_profiles = False
     for line in stdout.splitlines():
         if not in_profiles:
@@ -66,10 +84,9 @@ def parse_info(stdout: str) -> ImageBuilderInfo:
                 in_profiles = True
             continue
         if match := _PROFILE_ID.match(line):
-            current = {"title": None, "packages": [], "supported_devices": [], "keyed": False}
-            profiles[match.group(1)] = current
+            current = profiles[match.group(1)] = _ProfileDraft()
         elif current is not None and line.startswith((" ", "\t")) and line.strip():
-            _profile_line(current, line.strip())
+            current.add(line.strip())
     missing = [
         what
         for what, value in (
@@ -92,26 +109,10 @@ def parse_info(stdout: str) -> ImageBuilderInfo:
         revision=headers["Revision"],
         default_packages=default_packages or [],
         profiles={
-            name: ProfileInfo(
-                title=block["title"],  # type: ignore[arg-type]
-                packages=block["packages"],  # type: ignore[arg-type]
-                supported_devices=block["supported_devices"],  # type: ignore[arg-type]
-            )
-            for name, block in profiles.items()
+            name: ProfileInfo(draft.title, draft.packages, draft.supported_devices)
+            for name, draft in profiles.items()
         },
     )
-
-
-def _profile_line(block: dict[str, object], text: str) -> None:
-    key = next((k for k in _PROFILE_KEYS if text.startswith(k)), None)
-    if key == "Packages:":
-        block["packages"] = text.removeprefix(key).split()
-    elif key == "SupportedDevices:":
-        block["supported_devices"] = text.removeprefix(key).split()
-    elif key is None and not block["keyed"] and block["title"] is None:
-        block["title"] = text  # the name line comes first and is absent for untitled profiles
-    if key is not None:
-        block["keyed"] = True
 
 
 # -- make manifest ----------------------------------------------------------------------------

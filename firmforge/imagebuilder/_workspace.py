@@ -4,8 +4,8 @@ A build writes into its ImageBuilder: the package index in ``packages/``, genera
 ``keys/`` and at the top level (``key-build*``), ``.profiles.mk``, ``tmp/``, ``dl/``, the rootfs
 staging under ``build_dir/``. Concurrent builds of one ImageBuilder therefore each get a clone:
 directories are created anew and files are hard links to the pristine tree (cheap: no data is
-copied), except the files an ImageBuilder rewrites in place, which are copied (every top-level
-regular file and everything under ``COPIED_DIRS``). Symlinks are recreated as they are.
+copied), except where an ImageBuilder writes, which is copied (every top-level regular file and
+everything under ``COPIED_DIRS``). Symlinks are recreated as they are.
 
 Downloaded packages are shared through a per-ImageBuilder pool: ``dl/`` starts out as hard links
 to the pool, and after a successful build new package files are linked back into it
@@ -34,8 +34,12 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-COPIED_DIRS = frozenset({"packages", "keys"})
-"""Top-level directories copied, not linked, into a workspace: the ImageBuilder rewrites them."""
+COPIED_DIRS = frozenset({"packages", "keys", "build_dir"})
+"""Top-level directories copied, not linked, into a workspace: the ImageBuilder rewrites files
+in them (``packages/Packages``, generated keys) or works inside them (``build_dir/`` holds the
+kernel build directory, where image recipes write; a recipe that rewrote a shipped file in
+place through a hard link would corrupt the pristine tree for every later build). The bulk of
+an ImageBuilder, ``staging_dir/`` host tools and ``target/linux`` recipes, is only read."""
 
 POOLED_SUFFIXES = (".ipk", ".apk")
 """Only package files enter the download pool; opkg/apk index caches go stale and stay private."""

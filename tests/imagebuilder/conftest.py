@@ -11,6 +11,7 @@ import tarfile
 import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -74,7 +75,7 @@ def serve() -> Iterator[Callable[[Path], Served]]:
     log = RequestLog()
     logger.addHandler(log)
     logger.setLevel(logging.INFO)
-    running: list[tuple[object, threading.Thread]] = []
+    running: list[tuple[ThreadingHTTPServer, threading.Thread]] = []
 
     def start(root: Path) -> Served:
         server = make_mirror_server(root, "127.0.0.1", 0)
@@ -87,8 +88,8 @@ def serve() -> Iterator[Callable[[Path], Served]]:
         yield start
     finally:
         for server, thread in running:
-            server.shutdown()  # type: ignore[attr-defined]
-            server.server_close()  # type: ignore[attr-defined]
+            server.shutdown()
+            server.server_close()
             thread.join()
         logger.removeHandler(log)
         logger.setLevel(previous_level)

@@ -81,6 +81,7 @@ def test_miss_downloads_verifies_unpacks_and_points_feeds_at_the_mirror(
         path.name,
         path.name + ".json",
     ]
+    assert not any((tmp_path / "cache" / ".tmp").iterdir())  # no download or unpack left over
 
 
 def test_hit_does_not_download_again(
@@ -389,3 +390,17 @@ def test_incomplete_entry_is_redone(www: Served, client: httpx.Client, tmp_path:
 def test_stats_on_an_empty_cache(www: Served, client: httpx.Client, tmp_path: Path) -> None:
     stats = cache_at(tmp_path / "never-created", www, client).stats()
     assert (stats.entries, stats.bytes, stats.hits, stats.misses) == (0, 0, 0, 0)
+
+
+def test_workspace_counts_no_extra_hit(www: Served, client: httpx.Client, tmp_path: Path) -> None:
+    name = "openwrt-imagebuilder-x-y.Linux-x86_64.tar.zst"
+    archive = write_archive(www.root, name, small_imagebuilder(name.removesuffix(".tar.zst")))
+    source = www.source(archive)
+    cache = cache_at(tmp_path / "cache", www, client)
+    with cache.workspace(source):  # a workspace downloads what is missing: a miss
+        pass
+    cache.ensure(source)
+    with cache.workspace(source):  # the builder calls ensure() then workspace(): one hit
+        pass
+    assert (cache.stats().hits, cache.stats().misses) == (1, 1)
+    assert www.gets(archive) == 1

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from firmforge.errors import BuildError
@@ -67,9 +69,9 @@ def test_image_command_with_every_option() -> None:
         (lambda: make_variable("lower", "x"), "not a make variable name"),
     ],
 )
-def test_unsafe_values_are_refused(call: object, message: str) -> None:
+def test_unsafe_values_are_refused(call: Callable[[], object], message: str) -> None:
     with pytest.raises(BuildError, match=message):
-        call()  # type: ignore[operator]
+        call()
 
 
 def test_stage_is_named() -> None:

@@ -55,11 +55,13 @@ def test_workspaces_are_isolated_copies(x86: tuple[ImageBuilderCache, Source]) -
     with cache.workspace(source) as one, cache.workspace(source) as two:
         assert one != two and one.parent == two.parent
         assert snapshot(one).keys() - {"dl"} == before.keys()
-        # top-level files and packages/, keys/ are copies; the rest is hard-linked
+        # top-level files and packages/, keys/, build_dir/ are copies; the rest is hard-linked
         for name in ("Makefile", "repositories.conf", ".config"):
             assert not (one / name).samefile(pristine / name)
-        for name in ("packages/Packages", next(p for p in before if p.startswith("keys/"))):
+        for prefix in ("packages/", "keys/", "build_dir/"):
+            name = next(p for p in before if p.startswith(prefix) and before[p][2] != "dir")
             assert not (one / name).samefile(pristine / name)
+            assert (one / name).read_bytes() == (pristine / name).read_bytes()
         tool = "staging_dir/host/bin/ib-tool"
         assert (one / tool).samefile(pristine / tool)
         assert (one / tool).samefile(two / tool)
