@@ -25,11 +25,12 @@ from firmforge.db import Database
 from firmforge.errors import BuildError, FirmforgeError, ImageTooBigError
 from firmforge.imagebuilder import (
     ImageBuilderCache,
+    ImageBuilderInfo,
+    MakeResult,
     diff_packages,
     image_command,
     image_too_big,
     info_command,
-    manifest_command,
     package_selection_error,
     parse_info,
     parse_manifest,
@@ -58,6 +59,8 @@ class BuildContext:
     database: Database
     stage_timeout: float
     worker_name: str = field(default_factory=socket.gethostname)
+    # `make info` of an ImageBuilder never changes: asked once per ImageBuilder and process
+    infos: dict[tuple[str, str], ImageBuilderInfo] = field(default_factory=dict)
 
 
 @dataclass
@@ -130,8 +133,11 @@ def build(
         ctx.cache.ensure(source)
     with ctx.cache.workspace(source) as workdir:
         with clock.stage(Stage.VALIDATE_REVISION):
-            info_stdout, _ = _run(workdir, info_command(), ctx, Stage.VALIDATE_REVISION)
-            info = parse_info(info_stdout)
+            key = (source.name, source.sha256)
+            if key not in ctx.infos:
+                info_stdout, _ = _run(workdir, info_command(), ctx, Stage.VALIDATE_REVISION)
+                ctx.infos[key] = parse_info(info_stdout)
+            info = ctx.infos[key]
             if request.version_code and request.version_code != info.revision:
                 raise BuildError(
                     f"Received incorrect version {info.revision} "
@@ -150,12 +156,6 @@ def build(
             if request.diff_packages
             else requested
         )
-        with clock.stage(Stage.VALIDATE_MANIFEST):
-            manifest_stdout, _ = _run(
-                workdir, manifest_command(request.profile, packages), ctx, Stage.VALIDATE_MANIFEST
-            )
-            manifest = parse_manifest(manifest_stdout)
-            _check_versions(manifest, request.packages_versions)
         files = None
         if request.defaults:
             # relative paths (make runs in the workspace) keep build_cmd free of server paths
@@ -169,38 +169,71 @@ def build(
             request.profile,
             packages,
             bin_dir=relative_bin_dir,
-            extra_image_name=packages_hash(list(manifest))[:12],
+            extra_image_name=packages_hash(packages)[:12],
             files=files,
             rootfs_partsize=request.rootfs_size_mb,
             filesystem=request.filesystem,
         )
         with clock.stage(Stage.BUILDING_IMAGE):
-            result = run_make(workdir, command, timeout=ctx.stage_timeout, stage="building_image")
-            if image_too_big(result.stderr):
-                raise ImageTooBigError(
-                    stage=Stage.BUILDING_IMAGE, stdout=result.stdout, stderr=result.stderr
-                )
-            if result.returncode != 0:
-                raise BuildError(
-                    f"Error while building firmware: make image exited with "
-                    f"{result.returncode}. See stdout/stderr",
-                    stage=Stage.BUILDING_IMAGE,
-                    stdout=result.stdout,
-                    stderr=result.stderr,
-                )
-            profiles_path = bin_dir / "profiles.json"
-            if not profiles_path.is_file():
-                raise BuildError("No JSON file found", stage=Stage.BUILDING_IMAGE,
-                                 stdout=result.stdout, stderr=result.stderr)
-            profiles = json.loads(profiles_path.read_text())
-            if request.profile not in profiles.get("profiles", {}):
-                raise BuildError("Profile not found in JSON file", stage=Stage.BUILDING_IMAGE,
-                                 stdout=result.stdout, stderr=result.stderr)
+            result = _image(workdir, command, ctx)
+            profiles = _built_profiles(bin_dir, request.profile, result)
+        with clock.stage(Stage.VALIDATE_MANIFEST):
+            # the image's own manifest: what was really installed, one resolution fewer than
+            # a separate `make manifest`; names as clients know them (ABI suffix stripped)
+            index = ctx.upstream.package_index(request.version, request.target)
+            manifest = {
+                index.strip_abi(name): version
+                for name, version in _image_manifest(bin_dir, request.profile).items()
+            }
+            _check_versions(manifest, request.packages_versions)
         with clock.stage(Stage.STORING):
             ctx.store.publish(request_hash, bin_dir)
     response = _response(request, request_hash, profiles, manifest, command, packages, result)
     response["imagebuilder"] = {"name": source.name, "sha256": source.sha256}
     return _Outcome(response=response, stage_seconds=clock.seconds)
+
+
+def _image(workdir: Path, command: list[str], ctx: BuildContext) -> MakeResult:
+    result = run_make(workdir, command, timeout=ctx.stage_timeout, stage="building_image")
+    if image_too_big(result.stderr):
+        raise ImageTooBigError(
+            stage=Stage.BUILDING_IMAGE, stdout=result.stdout, stderr=result.stderr
+        )
+    if result.returncode != 0:
+        selection = package_selection_error(result.stderr, Stage.BUILDING_IMAGE.value,
+                                            result.stdout)
+        if selection is not None:
+            raise selection
+        raise BuildError(
+            f"Error while building firmware: make image exited with {result.returncode}. "
+            "See stdout/stderr",
+            stage=Stage.BUILDING_IMAGE,
+            stdout=result.stdout,
+            stderr=result.stderr,
+        )
+    return result
+
+
+def _built_profiles(bin_dir: Path, profile: str, result: MakeResult) -> dict[str, Any]:
+    """The ImageBuilder's ``profiles.json``, which must describe the requested profile."""
+    profiles_path = bin_dir / "profiles.json"
+    if not profiles_path.is_file():
+        raise BuildError("No JSON file found", stage=Stage.BUILDING_IMAGE,
+                         stdout=result.stdout, stderr=result.stderr)
+    profiles: dict[str, Any] = json.loads(profiles_path.read_text())
+    if profile not in profiles.get("profiles", {}):
+        raise BuildError("Profile not found in JSON file", stage=Stage.BUILDING_IMAGE,
+                         stdout=result.stdout, stderr=result.stderr)
+    return profiles
+
+
+def _image_manifest(bin_dir: Path, profile: str) -> dict[str, str]:
+    candidates = sorted(bin_dir.glob(f"*-{profile.lower()}.manifest")) or sorted(
+        bin_dir.glob("*.manifest"))
+    if not candidates:
+        raise BuildError("No manifest file found in the ImageBuilder output",
+                         stage=Stage.VALIDATE_MANIFEST)
+    return parse_manifest(candidates[0].read_text())
 
 
 def _response(
@@ -210,7 +243,7 @@ def _response(
     manifest: dict[str, str],
     command: list[str],
     packages: list[str],
-    result: Any,
+    result: MakeResult,
 ) -> dict[str, Any]:
     """The 200 body (research asu-upstream.md §2.4), key order as upstream emits it."""
     top_level = {k: v for k, v in profiles.items() if k != "profiles"}

@@ -79,15 +79,22 @@ class PackageIndex:
     architecture: str = ""
     versions: dict[str, str] = field(default_factory=dict)
     provides: set[str] = field(default_factory=lambda: set(_ALWAYS_PROVIDED))
+    stripped: dict[str, str] = field(default_factory=dict)  # raw ABI name -> name without ABI
 
     def __contains__(self, name: object) -> bool:
         return name in self.provides
+
+    def strip_abi(self, raw: str) -> str:
+        """The name clients use for a raw ``Package:`` name (``libubox20240329`` → ``libubox``)."""
+        return self.stripped.get(raw, raw)
 
     def _add(self, name: str, version: str, raw: str = "", provides: tuple[str, ...] = ()) -> None:
         self.versions.setdefault(name, version)
         self.provides.add(name)
         if raw:
             self.provides.add(raw)
+            if raw != name:
+                self.stripped.setdefault(raw, name)
         self.provides.update(provides)
 
 

@@ -7,6 +7,7 @@ from fastapi import FastAPI
 from firmforge import __version__
 from firmforge.api import _build, _store
 from firmforge.api._errors import install_error_handlers
+from firmforge.api._hits import CacheHitMiddleware
 from firmforge.api._services import Services
 
 __all__ = ["Services", "create_app"]
@@ -23,4 +24,7 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.include_router(_build.router)
     app.include_router(_store.router)
+    app.add_middleware(
+        CacheHitMiddleware, responses=services.finished, request_model=services.request_model
+    )
     return app

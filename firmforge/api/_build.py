@@ -11,9 +11,10 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 
+from firmforge.api._hits import render_json
 from firmforge.api._services import Services, services
 from firmforge.errors import (
     DefaultsNotAllowedError,
@@ -33,13 +34,16 @@ def _timestamp(moment: datetime | None) -> str | None:
     return moment.isoformat() if moment else None
 
 
-def job_response(view: JobView) -> JSONResponse:
+def job_response(view: JobView, svc: Services) -> Response:
     """The body and headers for a job in any state; the body's ``status`` is the HTTP status."""
     common = {"enqueued_at": _timestamp(view.enqueued_at), "request_hash": view.request_hash}
+    body: dict[str, Any]
     if view.status == "finished" and view.result is not None:
-        body: dict[str, Any] = {**view.result, **common}
-        stage, position = Stage.DONE.value, 0
-    elif view.status == "failed" or view.stage == Stage.FAILED.value:
+        rendered = render_json({**view.result, **common})
+        svc.finished.put(view.request_hash, rendered)
+        return Response(rendered, media_type="application/json", headers={
+            "X-Imagebuilder-Status": Stage.DONE.value, "X-Queue-Position": "0"})
+    if view.status == "failed" or view.stage == Stage.FAILED.value:
         failure = view.failure or {"detail": "Error: the build failed", "failed_stage": ""}
         body = {
             "detail": failure.get("detail", "Error: the build failed"),
@@ -96,7 +100,7 @@ def build_post(
     raw: Annotated[dict[str, Any], Body()],
     http_request: Request,
     svc: Annotated[Services, Depends(services)],
-) -> JSONResponse:
+) -> Response:
     """Request a build; 200 with images when done, 202 while queued or building."""
     try:
         request = svc.request_model.model_validate(raw).normalized()
@@ -108,7 +112,7 @@ def build_post(
     digest = request_hash(request)
     existing = svc.queue.fetch(digest)
     if existing is not None:
-        return job_response(existing)
+        return job_response(existing, svc)
     request = _validated(request, svc)
     if len(svc.queue) > svc.settings.max_pending_jobs:
         raise OverloadedError(len(svc.queue))
@@ -119,15 +123,15 @@ def build_post(
         failure_ttl=svc.settings.build_failure_ttl,
         job_timeout=svc.settings.job_timeout,
     )
-    return job_response(view)
+    return job_response(view, svc)
 
 
 @router.api_route("/build/{request_hash}", methods=["GET", "HEAD"], response_model=None)
 def build_get(
     request_hash: str, svc: Annotated[Services, Depends(services)]
-) -> JSONResponse:
+) -> Response:
     """The state of a build: 202 queued/started, 200 done, 500 failed, 404 unknown."""
     view = svc.queue.fetch(request_hash) if len(request_hash) <= 64 else None
     if view is None:
         raise NotFoundError("could not find provided request hash")
-    return job_response(view)
+    return job_response(view, svc)

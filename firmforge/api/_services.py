@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
+from firmforge.api._hits import FinishedResponses
 from firmforge.catalog import Catalog
 from firmforge.config import Settings
 from firmforge.db import Database
@@ -24,6 +25,7 @@ class Services:
     store: LocalStore
     database: Database
     request_model: type[BuildRequest]
+    finished: FinishedResponses = field(default_factory=FinishedResponses)
 
 
 def services(request: Request) -> Services:
