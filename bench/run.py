@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -93,11 +94,24 @@ def bench_overhead(mirror: MirrorFixture, client: httpx.Client, scratch: Path) -
         direct.append(direct_make_image(ib_dir, packages, scratch / f"direct-{index}"))
     server, plain = statistics.median(through_server), statistics.median(direct)
     return {
+        "stage_seconds_median": _stage_medians(scratch / "serve" / "firmforge.db"),
         "post_to_200_seconds_median": round(server, 3),
         "direct_make_image_seconds_median": round(plain, 3),
         "overhead_ratio": round(server / plain, 3),
         "samples": len(through_server),
     }
+
+
+def _stage_medians(database: Path) -> dict[str, float]:
+    """Where the server's time goes, from the build records of this run."""
+    with sqlite3.connect(database) as connection:
+        rows = connection.execute(
+            "SELECT stage_timings FROM builds WHERE status = 'done'").fetchall()
+    per_stage: dict[str, list[float]] = {}
+    for (timings,) in rows:
+        for stage, seconds in json.loads(timings).items():
+            per_stage.setdefault(stage, []).append(seconds)
+    return {stage: round(statistics.median(v), 3) for stage, v in per_stage.items()}
 
 
 _LATENCY = re.compile(r"^\s+(50|99)(?:\.0+)?%\s+([\d.]+)(us|ms|s)\s*$", re.MULTILINE)
@@ -161,6 +175,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"build POST->200         {o['post_to_200_seconds_median']:>8} s  "
           f"direct make image {o['direct_make_image_seconds_median']} s  "
           f"overhead x{o['overhead_ratio']} (target <= 1.15)")
+    print(f"server stages (median s) {o['stage_seconds_median']}")
     print(f"{'cache hit':<24}{'req/s':>10}{'p50 ms':>10}{'p99 ms':>10}{'non-2xx':>9}")
     for key, row in results["cache_hits"].items():
         print(f"{key:<24}{row['requests_per_second']:>10}{row['p50_ms']:>10}"

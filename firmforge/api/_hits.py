@@ -23,6 +23,8 @@ __all__ = ["CacheHitMiddleware", "FinishedResponses", "render_json"]
 
 _BUILD_PATH = "/api/v1/build"
 _STATUS_PREFIX = "/api/v1/build/"
+_MEMO_ENTRIES = 4096
+_MEMO_BODY_LIMIT = 8192
 
 
 def render_json(body: dict[str, Any]) -> bytes:
@@ -80,6 +82,8 @@ class CacheHitMiddleware:
         self.app = app
         self.responses = responses
         self.request_model = request_model
+        # the same bytes always parse to the same request: skip validation for repeats
+        self._hashes: OrderedDict[bytes, str | None] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -101,11 +105,17 @@ class CacheHitMiddleware:
         await self.app(scope, receive, send)
 
     def _hash_of(self, raw: bytes) -> str | None:
+        if raw in self._hashes:
+            return self._hashes[raw]
         try:
-            request = self.request_model.model_validate_json(raw)
+            digest: str | None = request_hash(self.request_model.model_validate_json(raw))
         except (ValidationError, ValueError):
-            return None  # the framework gives the proper error
-        return request_hash(request)
+            digest = None  # the framework gives the proper error
+        if len(raw) <= _MEMO_BODY_LIMIT:
+            self._hashes[raw] = digest
+            if len(self._hashes) > _MEMO_ENTRIES:
+                self._hashes.popitem(last=False)
+        return digest
 
     @staticmethod
     async def _send(send: Send, body: bytes, head: bool) -> None:
