@@ -8,9 +8,8 @@ list them.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -85,7 +84,6 @@ class Settings(BaseSettings):
     catalog_refresh_interval: int = Field(
         300, description="Seconds between re-reads of the mirror's release list."
     )
-    admin_token: SecretStr | None = Field(None, description="Token for admin routes.")
 
     @classmethod
     def settings_customise_sources(
@@ -110,7 +108,3 @@ class Settings(BaseSettings):
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{(self.data_dir / 'firmforge.db').resolve()}"
-
-    def public_dict(self) -> dict[str, Any]:
-        """Settings safe to show (no secrets)."""
-        return self.model_dump(mode="json", exclude={"admin_token"})
