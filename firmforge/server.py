@@ -7,6 +7,7 @@ both under the data dir; with ``--redis-url``/``--database-url`` it uses externa
 from __future__ import annotations
 
 import logging
+import signal
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -97,7 +98,14 @@ def running(settings: Settings) -> Iterator[Runtime]:
             embedded.stop()
 
 
+def _exit_on_sigterm(_signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def serve(settings: Settings) -> None:
+    # uvicorn re-raises the signal that stopped it once it has shut down; with this handler in
+    # place that becomes SystemExit, so the workers and the embedded Redis are stopped too
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     with running(settings) as runtime:
         log.info("firmforge on http://%s:%s (redis %s, database %s, %d workers)",
                  settings.host, settings.port, runtime.redis_url,

@@ -8,9 +8,11 @@ so a stuck ImageBuilder cannot stall the worker.
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import multiprocessing
 import os
+import signal
 import socket
 import threading
 import time
@@ -34,6 +36,8 @@ __all__ = ["LocalWorkers", "build_context", "run_worker"]
 
 log = logging.getLogger(__name__)
 
+_PR_SET_PDEATHSIG = 1
+
 
 def build_context(settings: Settings, name: str) -> BuildContext:
     client = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
@@ -56,8 +60,22 @@ def build_context(settings: Settings, name: str) -> BuildContext:
     )
 
 
+def _die_with_parent() -> None:
+    """Linux: end this worker when the process that started it ends, however it ends.
+
+    A server killed with SIGKILL (or one whose signal handling skipped its clean-up) would
+    otherwise leave workers taking jobs with nobody to answer for them.
+    """
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):  # not Linux: the supervisor's stop() still applies
+        log.debug("parent-death signal not available")
+
+
 def run_worker(settings_data: dict[str, Any], name: str, burst: bool = False) -> None:
     """Process entry point: work on the build queue until stopped (or empty, with ``burst``)."""
+    _die_with_parent()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     settings = Settings(**settings_data)
     if not settings.redis_url:
@@ -100,11 +118,17 @@ class LocalWorkers:
                     self.processes[index] = self._spawn(index)
 
     def stop(self) -> None:
+        """Stop every worker: RQ's warm shutdown, then its cold one, then SIGKILL."""
         self._stopping.set()
+        for signal_number, wait in ((signal.SIGTERM, 1.0), (signal.SIGTERM, 5.0)):
+            for process in self.processes:
+                if process.is_alive() and process.pid is not None:
+                    os.kill(process.pid, signal_number)
+            deadline = time.monotonic() + wait
+            for process in self.processes:
+                process.join(timeout=max(0.0, deadline - time.monotonic()))
         for process in self.processes:
-            process.terminate()
-        for process in self.processes:
-            process.join(timeout=15)
             if process.is_alive():
                 process.kill()
+                process.join(timeout=5)
 

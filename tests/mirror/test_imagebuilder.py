@@ -17,7 +17,6 @@ import shutil
 import struct
 import subprocess
 import tarfile
-import threading
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -25,9 +24,9 @@ from pathlib import Path
 import pytest
 
 from firmforge import fwtool
-from firmforge.mirror import make_mirror_server
 from firmforge.usign import PublicKey
 from tests.conftest import MirrorFixture
+from tests.server_fixtures import mirror_over_http
 
 IB = Callable[[str, str], Path]
 VERSIONS = ("23.05.5", "24.10.5")
@@ -357,14 +356,8 @@ def test_unreachable_feed_names_the_url(imagebuilder: IB) -> None:
 
 @pytest.fixture
 def http_mirror(mirror: MirrorFixture) -> Iterator[str]:
-    server = make_mirror_server(mirror.root, "127.0.0.1", 0)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    with mirror_over_http(mirror.root) as url:
+        yield url
 
 
 def test_feeds_over_http(imagebuilder: IB, mirror: MirrorFixture, http_mirror: str) -> None:
