@@ -27,19 +27,22 @@ from firmforge.imagebuilder import (
     ImageBuilderCache,
     ImageBuilderInfo,
     MakeResult,
+    ProfileInfo,
     diff_packages,
     image_command,
     image_too_big,
     info_command,
+    manifest_command,
     package_selection_error,
     parse_info,
     parse_manifest,
     run_make,
 )
 from firmforge.queue import Stage, set_failure, set_stage
+from firmforge.repositories import discard_new_downloads, feed_failure, install_repositories
 from firmforge.request import BuildRequest, packages_hash
 from firmforge.store import LocalStore
-from firmforge.upstream import Upstream
+from firmforge.upstream import ImageBuilderSource, Upstream
 
 __all__ = ["BuildContext", "build", "install_context", "run_build_job"]
 
@@ -86,8 +89,9 @@ class _StageClock:
         started = time.monotonic()
         try:
             yield
-        finally:
-            self.seconds[stage.value] = round(time.monotonic() - started, 3)
+        finally:  # a stage entered twice (setup, then the workspace's files) adds up
+            elapsed = time.monotonic() - started
+            self.seconds[stage.value] = round(self.seconds.get(stage.value, 0.0) + elapsed, 3)
 
 
 def _check_versions(manifest: dict[str, str], wanted: dict[str, str]) -> None:
@@ -132,37 +136,25 @@ def build(
     with clock.stage(Stage.CONTAINER_SETUP):
         ctx.cache.ensure(source)
     with ctx.cache.workspace(source) as workdir:
+        if request.repositories or request.repository_keys:
+            with clock.stage(Stage.CONTAINER_SETUP):
+                install_repositories(workdir, request.repositories, request.repository_keys,
+                                     request.repositories_mode)
         with clock.stage(Stage.VALIDATE_REVISION):
-            key = (source.name, source.sha256)
-            if key not in ctx.infos:
-                info_stdout, _ = _run(workdir, info_command(), ctx, Stage.VALIDATE_REVISION)
-                ctx.infos[key] = parse_info(info_stdout)
-            info = ctx.infos[key]
-            if request.version_code and request.version_code != info.revision:
-                raise BuildError(
-                    f"Received incorrect version {info.revision} "
-                    f"(requested {request.version_code})",
-                    stage=Stage.VALIDATE_REVISION,
-                )
-            profile = info.profiles.get(request.profile)
-            if profile is None:
-                raise BuildError(
-                    f"Profile {request.profile} is not in this ImageBuilder",
-                    stage=Stage.VALIDATE_REVISION,
-                )
+            info = _info(workdir, source, ctx)
+            profile = _check_revision_and_profile(info, request)
         requested = request.requested_packages  # renamed by the API already
         packages = (
             diff_packages(requested, info.default_packages, profile.packages)
             if request.diff_packages
             else requested
         )
-        files = None
-        if request.defaults:
-            # relative paths (make runs in the workspace) keep build_cmd free of server paths
-            files = "firmforge-files"
-            defaults_file = workdir / files / DEFAULTS_PATH
-            defaults_file.parent.mkdir(parents=True, exist_ok=True)
-            defaults_file.write_text(request.defaults)
+        if request.packages_versions:
+            # exact versions asked for: resolve first, so a mismatch fails before a build
+            with clock.stage(Stage.VALIDATE_MANIFEST):
+                stdout, _ = _run(workdir, manifest_command(request.profile, packages), ctx,
+                                 Stage.VALIDATE_MANIFEST)
+                _check_versions(parse_manifest(stdout), request.packages_versions)
         relative_bin_dir = f"firmforge-bin/{request_hash}"
         bin_dir = workdir / relative_bin_dir
         command = image_command(
@@ -170,30 +162,72 @@ def build(
             packages,
             bin_dir=relative_bin_dir,
             extra_image_name=packages_hash(packages)[:12],
-            files=files,
+            files=_write_defaults(workdir, request.defaults),
             rootfs_partsize=request.rootfs_size_mb,
             filesystem=request.filesystem,
         )
         with clock.stage(Stage.BUILDING_IMAGE):
-            result = _image(workdir, command, ctx)
+            result = _image(workdir, command, ctx, request)
             profiles = _built_profiles(bin_dir, request.profile, result)
         with clock.stage(Stage.VALIDATE_MANIFEST):
-            # the image's own manifest: what was really installed, one resolution fewer than
-            # a separate `make manifest`; names as clients know them (ABI suffix stripped)
-            index = ctx.upstream.package_index(request.version, request.target)
-            manifest = {
-                index.strip_abi(name): version
-                for name, version in _image_manifest(bin_dir, request.profile).items()
-            }
+            manifest = _installed(bin_dir, request, ctx)
             _check_versions(manifest, request.packages_versions)
         with clock.stage(Stage.STORING):
             ctx.store.publish(request_hash, bin_dir)
+        if request.repositories:  # files from extra feeds stay out of the shared download pool
+            discard_new_downloads(workdir / "dl")
     response = _response(request, request_hash, profiles, manifest, command, packages, result)
     response["imagebuilder"] = {"name": source.name, "sha256": source.sha256}
     return _Outcome(response=response, stage_seconds=clock.seconds)
 
 
-def _image(workdir: Path, command: list[str], ctx: BuildContext) -> MakeResult:
+def _info(workdir: Path, source: ImageBuilderSource, ctx: BuildContext) -> ImageBuilderInfo:
+    """``make info`` of this ImageBuilder, asked once per worker process."""
+    key = (source.name, source.sha256)
+    if key not in ctx.infos:
+        stdout, _ = _run(workdir, info_command(), ctx, Stage.VALIDATE_REVISION)
+        ctx.infos[key] = parse_info(stdout)
+    return ctx.infos[key]
+
+
+def _check_revision_and_profile(info: ImageBuilderInfo, request: BuildRequest) -> ProfileInfo:
+    if request.version_code and request.version_code != info.revision:
+        raise BuildError(
+            f"Received incorrect version {info.revision} (requested {request.version_code})",
+            stage=Stage.VALIDATE_REVISION,
+        )
+    profile = info.profiles.get(request.profile)
+    if profile is None:
+        raise BuildError(
+            f"Profile {request.profile} is not in this ImageBuilder",
+            stage=Stage.VALIDATE_REVISION,
+        )
+    return profile
+
+
+def _write_defaults(workdir: Path, defaults: str | None) -> str | None:
+    """The first-boot script as ``FILES``; relative, so build_cmd shows no server paths."""
+    if not defaults:
+        return None
+    files = "firmforge-files"
+    script = workdir / files / DEFAULTS_PATH
+    script.parent.mkdir(parents=True, exist_ok=True)
+    script.write_text(defaults)
+    return files
+
+
+def _installed(bin_dir: Path, request: BuildRequest, ctx: BuildContext) -> dict[str, str]:
+    """The image's own manifest (what was really installed), names as clients know them."""
+    index = ctx.upstream.package_index(request.version, request.target)
+    return {
+        index.strip_abi(name): version
+        for name, version in _image_manifest(bin_dir, request.profile).items()
+    }
+
+
+def _image(
+    workdir: Path, command: list[str], ctx: BuildContext, request: BuildRequest
+) -> MakeResult:
     result = run_make(workdir, command, timeout=ctx.stage_timeout, stage="building_image")
     if image_too_big(result.stderr):
         raise ImageTooBigError(
@@ -202,6 +236,14 @@ def _image(workdir: Path, command: list[str], ctx: BuildContext) -> MakeResult:
     if result.returncode != 0:
         selection = package_selection_error(result.stderr, Stage.BUILDING_IMAGE.value,
                                             result.stdout)
+        feeds = feed_failure(result.stderr, request.repositories)
+        if feeds is not None:  # the cause, e.g. a wrong key, before its effect (missing pkgs)
+            raise BuildError(
+                feeds + (f"; {selection.detail}" if selection is not None else ""),
+                stage=Stage.BUILDING_IMAGE,
+                stdout=result.stdout,
+                stderr=result.stderr,
+            )
         if selection is not None:
             raise selection
         raise BuildError(

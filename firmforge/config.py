@@ -7,9 +7,10 @@ list them.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,7 +18,13 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-__all__ = ["PACKAGE_RENAMES", "Settings"]
+__all__ = [
+    "BRANCH_OFF_REVISIONS",
+    "PACKAGE_CHANGES",
+    "PACKAGE_RENAMES",
+    "PackageChange",
+    "Settings",
+]
 
 # Package renames between branches (upstream's package_changes table): an old package list
 # builds on a new release once these are applied; unknown-package errors suggest them.
@@ -39,6 +46,59 @@ PACKAGE_RENAMES: dict[str, dict[str, str]] = {
     },
 }
 
+
+
+@dataclass(frozen=True)
+class PackageChange:
+    """One entry of the package-changes table that clients apply when they upgrade.
+
+    ``source`` and ``target``: ``source`` was renamed or replaced by ``target``; only ``source``:
+    the package is gone (clients drop it); only ``target``: it is new. ``mandatory``: the change
+    follows from changed defaults, so clients apply it even to packages the user did not pick.
+    A client applies an entry when ``revision`` is not above the revision it upgrades to.
+    """
+
+    revision: int
+    source: str | None = None
+    target: str | None = None
+    mandatory: bool = False
+
+    def as_json(self) -> dict[str, object]:
+        """Upstream ASU's shape: absent fields are left out, ``mandatory`` only when true."""
+        entry: dict[str, object] = {}
+        if self.source is not None:
+            entry["source"] = self.source
+        if self.target is not None:
+            entry["target"] = self.target
+        entry["revision"] = self.revision
+        if self.mandatory:
+            entry["mandatory"] = True
+        return entry
+
+
+# OpenWrt's package changes with the main-branch revision (``rNNNNN``) that made them, as the
+# OpenWrt project publishes them; a release branch gets those made before it branched off.
+PACKAGE_CHANGES: tuple[PackageChange, ...] = (
+    PackageChange(18611, "firewall", "firewall4"),
+    PackageChange(20282, "kmod-nft-nat6", mandatory=True),
+    PackageChange(21994, "libustream-wolfssl", "libustream-mbedtls"),
+    PackageChange(21994, "px5g-wolfssl", "px5g-mbedtls"),
+    PackageChange(21994, "wpad-basic-wolfssl", "wpad-basic-mbedtls"),
+    PackageChange(25984, "luci-app-diag-core", mandatory=True),
+    PackageChange(26792, "auc", "owut"),
+    PackageChange(27897, "luci-app-opkg", "luci-app-package-manager"),
+    PackageChange(28056, "opkg", "apk-mbedtls"),
+)
+
+# Revision of the main branch at which each release branch was created. A branch missing
+# here is published with the revision of its first release instead.
+BRANCH_OFF_REVISIONS: dict[str, int] = {
+    "25.12": 32295,
+    "24.10": 27990,
+    "23.05": 23069,
+    "22.03": 19160,
+    "21.02": 15812,
+}
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -84,6 +144,19 @@ class Settings(BaseSettings):
     catalog_refresh_interval: int = Field(
         300, description="Seconds between re-reads of the mirror's release list."
     )
+    repository_allow_list: list[str] = Field(
+        default_factory=list,
+        description="URLs under which a request's extra `repositories` may lie (same scheme, "
+        "host and port; path below the entry's path), as a JSON list. Empty refuses every "
+        "extra repository.",
+    )
+
+    @field_validator("repository_allow_list")
+    @classmethod
+    def _allow_list_urls(cls, entries: list[str]) -> list[str]:
+        from firmforge.repositories import check_allow_list_entry  # heavy imports, only here
+
+        return [check_allow_list_entry(entry) for entry in entries]
 
     @classmethod
     def settings_customise_sources(

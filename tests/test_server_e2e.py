@@ -188,3 +188,22 @@ def test_build_with_external_redis_and_postgresql(
         with engine.begin() as connection:
             connection.execute(sqlalchemy.text(f'DROP SCHEMA "{schema}" CASCADE'))
         engine.dispose()
+
+
+def test_packages_versions_are_checked_before_building(server: RunningServer) -> None:
+    base = {**REQUEST, "profile": "glinet_gl-ar150", "packages": []}
+    with server.client() as client:
+        good = client.post("/api/v1/build", json={**base, "packages_versions": {
+            "tcpdump": "4.99.5-r1", "luci": "25.051.13443~aa0c1ec-r1"}})
+        body = poll_build(client, good.json()["request_hash"]).json()
+        assert body["status"] == 200, body
+        assert body["manifest"]["tcpdump"] == "4.99.5-r1"
+        assert "libpcap1" in body["manifest"]  # dependencies, by the names clients use
+        wrong = client.post("/api/v1/build",
+                            json={**base, "packages_versions": {"tcpdump": "4.99.4-r1"}})
+        failed = poll_build(client, wrong.json()["request_hash"]).json()
+    assert failed["status"] == 500
+    assert failed["failed_stage"] == "validate_manifest"
+    assert failed["detail"] == (
+        "Error: Impossible package selection: tcpdump version not as requested: "
+        "4.99.4-r1 vs. 4.99.5-r1")

@@ -23,6 +23,7 @@ from firmforge.errors import (
     UnsupportedError,
 )
 from firmforge.queue import JobView, Stage
+from firmforge.repositories import FEEDS, check_request_repositories
 from firmforge.request import BuildRequest, request_hash
 
 __all__ = ["router"]
@@ -81,9 +82,15 @@ def _result_ttl(request: BuildRequest, svc: Services) -> int:
 
 
 def _validated(request: BuildRequest, svc: Services) -> BuildRequest:
-    """Upstream's 400 checks in upstream's order, then every package name (research §2.3)."""
+    """Upstream's 400 checks in upstream's order, then every package name (research §2.3).
+
+    Extra ``repositories`` are checked second (allow-list, names, keys); their feeds are read
+    last, so packages they provide are accepted and an unreachable one is a 400.
+    """
     if request.defaults and not svc.settings.allow_defaults:
         raise DefaultsNotAllowedError()
+    allow_list = svc.settings.repository_allow_list
+    check_request_repositories(request.repositories, request.repository_keys, allow_list)
     if request.distro != "openwrt":
         raise UnsupportedError(f"Unsupported distro: {request.distro}")
     catalog = svc.catalog
@@ -91,7 +98,11 @@ def _validated(request: BuildRequest, svc: Services) -> BuildRequest:
     catalog.check_target(request.version, request.target)
     profile = catalog.resolve_profile(request.version, request.target, request.profile)
     request = request.with_renames(catalog.renames_for(request.version))
-    catalog.check_packages(request.version, request.target, request.requested_packages)
+    wanted = request.requested_packages
+    if request.repositories:
+        extra = FEEDS.names(request.repositories.values(), allow_list)
+        wanted = [name for name in wanted if name not in extra]
+    catalog.check_packages(request.version, request.target, wanted)
     return request.model_copy(update={"profile": profile})
 
 
