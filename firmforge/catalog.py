@@ -266,6 +266,22 @@ class Catalog:
             ("index", version, target), lambda: self.upstream.package_index(version, target)
         )
 
+    def target_index(self, version: str, target: str) -> PackageIndex:
+        """The target's own packages and kmods (ASU's per-target ``index.json``)."""
+        self.check_target(version, target)
+        return self._cached(
+            ("target-index", version, target),
+            lambda: self.upstream.target_index(version, target),
+        )
+
+    def arch_index(self, version: str, arch: str) -> PackageIndex:
+        """The arch feeds of a package architecture some target of ``version`` uses."""
+        if arch not in self.targets(version).values():
+            raise UnsupportedError(f"Unsupported architecture: {arch}")
+        return self._cached(
+            ("arch-index", version, arch), lambda: self.upstream.arch_index(version, arch)
+        )
+
     def renames_for(self, version: str) -> dict[str, str]:
         """The ``{old: new}`` package renames of the version's branch."""
         return dict(self.renames.get(branch_of(version), {}))
@@ -319,6 +335,7 @@ class Catalog:
                 self.upstream.profiles(version, target),
                 ("profile-table", version, target),
                 ("index", version, target),
+                ("target-index", version, target),
             ),
         ):
             found = self._profile_table(version, target).lookup(wanted)

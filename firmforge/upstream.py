@@ -396,6 +396,19 @@ class Upstream:
     def package_index(self, version: str, target: str) -> PackageIndex:
         """Every package a build of ``version``/``target`` can use: the target's ``packages/``,
         its ``kmods/<kernel>/`` (when ``profiles.json`` names a kernel) and the arch feeds."""
+        index = self.target_index(version, target)
+        if index.architecture:
+            self._read_arch_feeds(version, index.architecture, index)
+        return index
+
+    def arch_index(self, version: str, arch: str) -> PackageIndex:
+        """The feeds of ``packages/<arch>/`` (base, luci, packages, …) on their own."""
+        index = PackageIndex(architecture=arch)
+        self._read_arch_feeds(version, arch, index)
+        return index
+
+    def target_index(self, version: str, target: str) -> PackageIndex:
+        """The target's own ``packages/`` and its ``kmods/<kernel>/``, without the arch feeds."""
         directory = self._target_dir(version, target)
         sums = self.signed_sums(version, target)
         profiles = self._profiles(directory, sums)
@@ -411,8 +424,6 @@ class Upstream:
             _check_segments(kmods.removeprefix("kmods/"))
             if not self._read_feed(directory, kmods, sums, index):
                 log.warning("No kmods index at %s/%s/", self.url(directory), kmods)
-        if arch:
-            self._read_arch_feeds(version, arch, index)
         return index
 
     def _read_arch_feeds(self, version: str, arch: str, index: PackageIndex) -> None:

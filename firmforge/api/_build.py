@@ -137,7 +137,8 @@ def build_post(
     return job_response(view, svc)
 
 
-@router.api_route("/build/{request_hash}", methods=["GET", "HEAD"], response_model=None)
+@router.head("/build/{request_hash}", response_model=None, operation_id="build_head")
+@router.get("/build/{request_hash}", response_model=None, operation_id="build_get")
 def build_get(
     request_hash: str, svc: Annotated[Services, Depends(services)]
 ) -> Response:

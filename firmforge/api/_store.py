@@ -17,7 +17,8 @@ router = APIRouter()
 _TYPES = {".json": "application/json", ".manifest": "text/plain", ".sig": "text/plain"}
 
 
-@router.api_route("/store/{bin_dir}/{name}", methods=["GET", "HEAD"], tags=["store"])
+@router.head("/store/{bin_dir}/{name}", tags=["store"], operation_id="store_head")
+@router.get("/store/{bin_dir}/{name}", tags=["store"], operation_id="store_get")
 def store_file(
     bin_dir: str, name: str, svc: Annotated[Services, Depends(services)]
 ) -> FileResponse:

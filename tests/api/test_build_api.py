@@ -178,3 +178,10 @@ def test_overload_is_529_with_upstreams_body(settings: Settings, tmp_path: Path)
     assert response.json() == {
         "status": 529, "title": "Server overloaded",
         "detail": "server overload, queue contains too many build requests: 2"}
+
+
+def test_openapi_document_is_served(client: TestClient) -> None:
+    document = client.get("/openapi.json").json()
+    assert "/api/v1/build" in document["paths"]
+    assert {"get", "head"} <= set(document["paths"]["/api/v1/build/{request_hash}"])
+    assert client.get("/docs").status_code == 200
