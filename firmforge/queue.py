@@ -23,6 +23,7 @@ __all__ = [
     "BuildQueue",
     "JobView",
     "Stage",
+    "client_status",
     "set_failure",
     "set_stage",
 ]
@@ -46,6 +47,27 @@ class Stage(enum.StrEnum):
     STORING = "storing"
     DONE = "done"
     FAILED = "failed"
+
+
+# What clients are shown while a build runs. Every LuCI since 22.03 and the Firmware Selector
+# know these five values; LuCI before October 2024 breaks on any other (asu-clients.md §2.4).
+_CLIENT_STATUS = {
+    Stage.INIT: "init",
+    Stage.CONTAINER_SETUP: "download_imagebuilder",
+    Stage.VALIDATE_REVISION: "calculate_packages_hash",
+    Stage.VALIDATE_MANIFEST: "calculate_packages_hash",
+    Stage.BUILDING_IMAGE: "building_image",
+    Stage.SIGNING_IMAGES: "building_image",
+    Stage.STORING: "building_image",
+}
+
+
+def client_status(stage: str) -> str:
+    """The ``imagebuilder_status`` a client may display for an internal stage."""
+    try:
+        return _CLIENT_STATUS.get(Stage(stage), stage)
+    except ValueError:
+        return "init"
 
 
 @dataclass(frozen=True)

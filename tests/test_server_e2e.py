@@ -58,8 +58,8 @@ def _build_and_download(server: RunningServer, request: dict[str, object]) -> di
         assert len(request_hash) == 64
         if posted.status_code == 202:
             assert posted.headers["X-Imagebuilder-Status"] in (
-                "queued", "init", "container_setup", "validate_revision", "validate_manifest",
-                "building_image", "storing")
+                "queued", "init", "download_imagebuilder", "calculate_packages_hash",
+                "building_image")
             body = poll_build(client, request_hash).json()
         assert body["status"] == 200, body
         assert body["detail"] == "done" and body["imagebuilder_status"] == "done"

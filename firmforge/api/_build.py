@@ -22,7 +22,7 @@ from firmforge.errors import (
     OverloadedError,
     UnsupportedError,
 )
-from firmforge.queue import JobView, Stage
+from firmforge.queue import JobView, Stage, client_status
 from firmforge.repositories import FEEDS, check_request_repositories
 from firmforge.request import BuildRequest, request_hash
 
@@ -62,9 +62,9 @@ def job_response(view: JobView, svc: Services) -> Response:
                 **common}
         stage, position = Stage.QUEUED.value, view.queue_position
     else:
-        body = {"detail": "started", "imagebuilder_status": view.stage, "request": view.request,
+        stage, position = client_status(view.stage), 0
+        body = {"detail": "started", "imagebuilder_status": stage, "request": view.request,
                 "status": 202, **common}
-        stage, position = view.stage, 0
     return JSONResponse(
         body,
         status_code=body["status"],
