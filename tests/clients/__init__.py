@@ -1,0 +1,1 @@
+"""Replays of what unmodified ASU clients send and read, against a real ``firmforge serve``."""
