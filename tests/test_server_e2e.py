@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import hashlib
+import io
 import os
+import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,7 +47,7 @@ def server(
 ) -> Iterator[RunningServer]:
     """The embedded mode: nothing to start but ``firmforge serve``."""
     with firmforge_server(tmp_path_factory.mktemp("serve"), mirror_url, mirror.public_key,
-                          workers=2) as running:
+                          workers=2, extra_env={"FIRMFORGE_ALLOW_DEFAULTS": "true"}) as running:
         yield running
 
 
@@ -207,3 +209,26 @@ def test_packages_versions_are_checked_before_building(server: RunningServer) ->
     assert failed["detail"] == (
         "Error: Impossible package selection: tcpdump version not as requested: "
         "4.99.4-r1 vs. 4.99.5-r1")
+
+
+def test_defaults_script_and_rootfs_size_reach_the_image(server: RunningServer) -> None:
+    script = "#!/bin/sh\nuci set system.@system[0].hostname='forged'\nuci commit\n"
+    request = {"version": "24.10.5", "target": "x86/64", "profile": "generic",
+               "packages": ["htop"], "defaults": script, "rootfs_size_mb": 256,
+               "filesystem": "ext4"}
+    with server.client() as client:
+        posted = client.post("/api/v1/build", json=request)
+        body = poll_build(client, posted.json()["request_hash"]).json()
+        assert body["status"] == 200, body
+        assert "ROOTFS_PARTSIZE=256" in body["build_cmd"]
+        assert "ROOTFS_FILESYSTEM=ext4" in body["build_cmd"]
+        assert any(part.startswith("FILES=") for part in body["build_cmd"])
+        # the x86 rootfs tarball shows what went into the image
+        sums = client.get(f"/store/{body['bin_dir']}/sha256sums").text
+        rootfs = next(line.split("*", 1)[1] for line in sums.splitlines()
+                      if line.endswith("-rootfs.tar.gz"))
+        archive = client.get(f"/store/{body['bin_dir']}/{rootfs}").content
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        member = tar.extractfile("./etc/uci-defaults/99-asu-defaults")
+        assert member is not None and member.read().decode() == script
+        assert "./usr/bin/htop" in tar.getnames()
