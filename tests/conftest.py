@@ -18,6 +18,7 @@ import pytest
 import zstandard
 
 import firmforge
+from firmforge.embedded_redis import EmbeddedRedis
 from firmforge.mirror import OFFICIAL_BASE_URL, generate_mirror, imagebuilder_name
 from firmforge.mirror._distribution import RELEASES, TARGETS
 
@@ -95,6 +96,14 @@ def imagebuilder(mirror: MirrorFixture, tmp_path: Path) -> Callable[[str, str], 
         return ib_dir
 
     return factory
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real Redis (embedded) for the tests of one module."""
+    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
+    yield embedded.start()
+    embedded.stop()
 
 
 @pytest.fixture

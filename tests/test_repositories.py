@@ -27,7 +27,6 @@ from fastapi.testclient import TestClient
 from firmforge.api import create_app
 from firmforge.config import Settings
 from firmforge.db import Database
-from firmforge.embedded_redis import EmbeddedRedis
 from firmforge.errors import BuildError, RequestError
 from firmforge.mirror._feed import write_feed
 from firmforge.mirror._ipk import IpkFile, build_ipk, control_text, tar_gz
@@ -544,13 +543,6 @@ def test_feed_names_over_real_http(tmp_path: Path) -> None:
 # --- the API ----------------------------------------------------------------------------------
 
 VALID = {"version": "24.10.5", "target": "ath79/generic", "profile": "tplink_archer-c7-v5"}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    yield embedded.start()
-    embedded.stop()
 
 
 @pytest.fixture(scope="module")

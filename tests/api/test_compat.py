@@ -20,34 +20,11 @@ from firmforge.api import create_app
 from firmforge.api._compat import CompatMiddleware
 from firmforge.api._hits import render_json
 from firmforge.config import Settings
-from firmforge.db import Database
-from firmforge.embedded_redis import EmbeddedRedis
 from firmforge.server import make_services
-from tests.conftest import MirrorFixture
-from tests.server_fixtures import mirror_over_http
 
 VALID = {"version": "24.10.5", "target": "ath79/generic", "profile": "tplink_archer-c7-v5"}
 BASE = "http://testserver"
 BIN_DIR = "ab" * 32
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    yield embedded.start()
-    embedded.stop()
-
-
-@pytest.fixture(scope="module")
-def settings(
-    mirror: MirrorFixture, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    with mirror_over_http(mirror.root) as url:
-        data_dir = tmp_path_factory.mktemp("data")
-        settings = Settings(data_dir=data_dir, upstream_url=url, upstream_key=[mirror.public_key],
-                            redis_url=redis_url, workers=0)
-        Database(settings.effective_database_url).migrate()
-        yield settings
 
 
 @pytest.fixture

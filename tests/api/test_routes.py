@@ -7,52 +7,18 @@ The app runs in process against a real embedded Redis and the synthetic mirror o
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 from fastapi.responses import Response
 from fastapi.testclient import TestClient
 
 from firmforge import __version__
-from firmforge.api import create_app
 from firmforge.api._json import JSONMemo
 from firmforge.api._overview import Overview
 from firmforge.config import Settings
-from firmforge.db import Database
-from firmforge.embedded_redis import EmbeddedRedis
-from firmforge.server import make_services
-from tests.conftest import MirrorFixture
-from tests.server_fixtures import mirror_over_http
 
 VALID = {"version": "24.10.5", "target": "ath79/generic", "profile": "tplink_archer-c7-v5"}
 TARGETS = {"x86/64": "x86_64", "ath79/generic": "mips_24kc", "ramips/mt7621": "mipsel_24kc"}
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    embedded = EmbeddedRedis(tmp_path_factory.mktemp("redis"))
-    yield embedded.start()
-    embedded.stop()
-
-
-@pytest.fixture(scope="module")
-def settings(
-    mirror: MirrorFixture, redis_url: str, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Settings]:
-    with mirror_over_http(mirror.root) as url:
-        data_dir = tmp_path_factory.mktemp("data")
-        settings = Settings(data_dir=data_dir, upstream_url=url, upstream_key=[mirror.public_key],
-                            redis_url=redis_url, workers=0)
-        Database(settings.effective_database_url).migrate()
-        yield settings
-
-
-@pytest.fixture
-def client(settings: Settings) -> Iterator[TestClient]:
-    services = make_services(settings, str(settings.redis_url))
-    services.queue.redis.flushdb()
-    with TestClient(create_app(services)) as test_client:
-        yield test_client
 
 
 def change(source: str | None, target: str | None, revision: int) -> dict[str, object]:

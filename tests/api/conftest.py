@@ -1,0 +1,36 @@
+"""The app in process: real embedded Redis, the synthetic mirror over HTTP, no workers."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+from fastapi.testclient import TestClient
+
+from firmforge.api import create_app
+from firmforge.config import Settings
+from firmforge.db import Database
+from firmforge.server import make_services
+from tests.conftest import MirrorFixture
+from tests.server_fixtures import mirror_over_http
+
+
+@pytest.fixture(scope="module")
+def settings(
+    mirror: MirrorFixture, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Settings]:
+    with mirror_over_http(mirror.root) as url:
+        data_dir = tmp_path_factory.mktemp("data")
+        settings = Settings(data_dir=data_dir, upstream_url=url, upstream_key=[mirror.public_key],
+                            redis_url=redis_url, workers=0)
+        Database(settings.effective_database_url).migrate()
+        yield settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """A fresh app on an emptied Redis for each test."""
+    services = make_services(settings, str(settings.redis_url))
+    services.queue.redis.flushdb()
+    with TestClient(create_app(services)) as test_client:
+        yield test_client
