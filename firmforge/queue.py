@@ -140,11 +140,26 @@ class BuildQueue:
             enqueued_at=job.enqueued_at.replace(tzinfo=UTC) if job.enqueued_at else None,
             result=result,
             failure=meta.get(_FAILURE_KEY) or (
-                {"detail": "failed", "stderr": job.latest_result().exc_string or ""}
-                if status == JobStatus.FAILED and job.latest_result() else None
+                _unrecorded_failure(job) if status == JobStatus.FAILED else None
             ),
             request=args[1] if len(args) > 1 else {},
         )
+
+
+def _unrecorded_failure(job: Job) -> dict[str, Any]:
+    """A job that failed without saying why: its worker died or RQ stopped it (timeout).
+
+    Never the opaque "failed" upstream answers with: say what happened and what to do.
+    """
+    result = job.latest_result()
+    stage = str((job.meta or {}).get(_STAGE_KEY, Stage.INIT.value))
+    return {
+        "detail": f"Error: the build stopped unexpectedly in stage {stage} (its worker died "
+        "or it ran out of time); request it again once this answer has expired",
+        "failed_stage": stage,
+        "stdout": "",
+        "stderr": (result.exc_string or "") if result else "",
+    }
 
 
 def set_stage(job: Job, stage: Stage) -> None:
