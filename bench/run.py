@@ -5,6 +5,8 @@
    the same ``make image`` run directly in an unpacked ImageBuilder.
 3. Cache hits: ``POST /api/v1/build`` and ``GET /api/v1/build/{hash}`` throughput and latency
    percentiles at concurrency 1, 16 and 64, with ``wrk`` (Debian package ``wrk``).
+4. Upgrade checks: ``POST /api/v1/upgrade-check`` throughput for a device with
+   ``UPGRADE_CHECK_PACKAGES`` installed packages at concurrency 16 (target: >= 1000 checks/s).
 
 Prints a table and writes ``bench/results.json``. Tests never assert on any of this.
 """
@@ -35,6 +37,8 @@ VERSION, TARGET, PROFILE = "24.10.5", "ath79/generic", "tplink_archer-c7-v5"
 OVERHEAD_PACKAGE_SETS = (["luci"], ["tcpdump", "htop"], ["luci-app-attendedsysupgrade", "nano"],
                          ["iperf3"], ["curl", "adblock"])
 WRK_SECONDS = 10
+UPGRADE_CHECK_PACKAGES = 150
+UPGRADE_CHECK_FROM = "24.10.4"  # the device runs VERSION with this release's package versions
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -156,6 +160,35 @@ def bench_cache_hits(server_url: str, client: httpx.Client, scratch: Path) -> di
     return results
 
 
+def upgrade_check_body(client: httpx.Client) -> dict[str, Any]:
+    """A VERSION device with ``UPGRADE_CHECK_PACKAGES`` packages at UPGRADE_CHECK_FROM's
+    versions: the check compares every one and finds the packages VERSION bumped."""
+    path = f"/json/v1/releases/{UPGRADE_CHECK_FROM}"
+    target = client.get(f"{path}/targets/{TARGET}/index.json").json()
+    feeds = client.get(f"{path}/packages/{target['architecture']}-index.json").json()
+    installed = {**feeds, **target["packages"]}
+    packages = dict(sorted(installed.items())[:UPGRADE_CHECK_PACKAGES])
+    for extra in range(UPGRADE_CHECK_PACKAGES - len(packages)):  # packages from no feed
+        packages[f"local-package-{extra}"] = "1.0-r1"
+    return {"version": VERSION, "target": TARGET, "profile": PROFILE, "packages": packages}
+
+
+def bench_upgrade_check(server_url: str, client: httpx.Client, scratch: Path) -> dict[str, Any]:
+    body = upgrade_check_body(client)
+    answer = client.post("/api/v1/upgrade-check", json=body)
+    assert answer.status_code == 200, answer.text
+    script = scratch / "upgrade-check.lua"
+    script.write_text(
+        'wrk.method = "POST"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+        'wrk.headers["Content-Type"] = "application/json"\n'
+    )
+    result = wrk(f"{server_url}/api/v1/upgrade-check", 16, script)
+    return {**result, "concurrency": 16, "installed_packages": len(body["packages"]),
+            "package_updates": len(answer.json()["package_updates"]),
+            "body_bytes": len(json.dumps(body))}
+
+
 def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("make bench needs wrk: apt-get install wrk")
@@ -168,6 +201,7 @@ def main() -> None:
         ) as server, server.client() as client:
             results["build_overhead"] = bench_overhead(mirror, url, client, scratch)
             results["cache_hits"] = bench_cache_hits(server.url, client, scratch)
+            results["upgrade_check"] = bench_upgrade_check(server.url, client, scratch)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 
@@ -185,6 +219,10 @@ def print_table(results: dict[str, Any]) -> None:
     for key, row in results["cache_hits"].items():
         print(f"{key:<24}{row['requests_per_second']:>10}{row['p50_ms']:>10}"
               f"{row['p99_ms']:>10}{row['non_2xx']:>9}")
+    u = results["upgrade_check"]
+    print(f"upgrade-check c{u['concurrency']:<11}{u['requests_per_second']:>10}{u['p50_ms']:>10}"
+          f"{u['p99_ms']:>10}{u['non_2xx']:>9}  ({u['installed_packages']} packages, "
+          f"{u['package_updates']} updates; target >= 1000 checks/s)")
     print(f"written to {RESULTS}")
 
 

@@ -2,8 +2,9 @@
 
 A short pipeline of named steps (research/asu-upstream.md §1.4): fetch the ImageBuilder,
 ``make info``, check the revision, ``make manifest``, check package versions, ``make image``,
-check the output, publish. Each step reports its ``Stage``; a failure raises ``BuildError``
-carrying the stage, and the job records it so the client is told which stage failed and why.
+check the output, sign (``firmforge.signing``), publish. Each step reports its ``Stage``; a
+failure raises ``BuildError`` carrying the stage, and the job records it so the client is told
+which stage failed and why.
 """
 
 from __future__ import annotations
@@ -41,8 +42,10 @@ from firmforge.imagebuilder import (
 from firmforge.queue import Stage, set_failure, set_stage
 from firmforge.repositories import discard_new_downloads, feed_failure, install_repositories
 from firmforge.request import BuildRequest, packages_hash
+from firmforge.signing import sign_build
 from firmforge.store import LocalStore
 from firmforge.upstream import ImageBuilderSource, Upstream
+from firmforge.usign import SecretKey
 
 __all__ = ["BuildContext", "build", "install_context", "run_build_job"]
 
@@ -62,6 +65,8 @@ class BuildContext:
     database: Database
     stage_timeout: float
     worker_name: str = field(default_factory=socket.gethostname)
+    # the server's key; None builds unsigned (only tests and tools that make no server)
+    signing_key: SecretKey | None = None
     # `make info` of an ImageBuilder never changes: asked once per ImageBuilder and process
     infos: dict[tuple[str, str], ImageBuilderInfo] = field(default_factory=dict)
 
@@ -172,6 +177,9 @@ def build(
         with clock.stage(Stage.VALIDATE_MANIFEST):
             manifest = _installed(bin_dir, request, ctx)
             _check_versions(manifest, request.packages_versions)
+        if ctx.signing_key is not None:
+            with clock.stage(Stage.SIGNING_IMAGES):
+                profiles = sign_build(bin_dir, ctx.signing_key)
         with clock.stage(Stage.STORING):
             ctx.store.publish(request_hash, bin_dir)
         if request.repositories:  # files from extra feeds stay out of the shared download pool

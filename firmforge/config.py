@@ -141,8 +141,25 @@ class Settings(BaseSettings):
     job_timeout: int = Field(1800, description="Seconds a whole build may take.")
     stage_timeout: int = Field(900, description="Seconds one ImageBuilder command may take.")
     max_cache_gb: float = Field(20.0, description="Disk budget of the ImageBuilder cache, GiB.")
+    store_url: str | None = Field(
+        None,
+        description="Base URL of a file server or CDN that serves the store: `/store/...` then "
+        "answers 302 to `<store_url>/store/<bin_dir>/<file>`. Unset: files are served directly.",
+    )
+    downloads_flush_interval: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between writes of the in-memory download counts to the database "
+        "(the most a crash can lose; a clean shutdown writes everything).",
+    )
     catalog_refresh_interval: int = Field(
         300, description="Seconds between re-reads of the mirror's release list."
+    )
+    signing_key: Path | None = Field(
+        None,
+        description="usign/signify secret key (unencrypted) the server signs builds with; "
+        "unset: `<data_dir>/keys/firmforge.sec`, made on the first start.",
     )
     repository_allow_list: list[str] = Field(
         default_factory=list,
@@ -150,6 +167,15 @@ class Settings(BaseSettings):
         "host and port; path below the entry's path), as a JSON list. Empty refuses every "
         "extra repository.",
     )
+
+    @field_validator("store_url")
+    @classmethod
+    def _store_url(cls, url: str | None) -> str | None:
+        if not url:
+            return None
+        if not url.startswith(("http://", "https://")):
+            raise ValueError(f"store_url must be an http(s) URL, got {url!r}")
+        return url.rstrip("/")
 
     @field_validator("repository_allow_list")
     @classmethod
@@ -177,6 +203,10 @@ class Settings(BaseSettings):
     @property
     def cache_dir(self) -> Path:
         return self.data_dir / "imagebuilders"
+
+    @property
+    def signing_key_path(self) -> Path:
+        return self.signing_key or self.data_dir / "keys" / "firmforge.sec"
 
     @property
     def effective_database_url(self) -> str:

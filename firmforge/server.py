@@ -23,12 +23,14 @@ from firmforge.api import Services, create_app
 from firmforge.catalog import Catalog
 from firmforge.config import PACKAGE_RENAMES, Settings
 from firmforge.db import Database
+from firmforge.downloads import DownloadCounter
 from firmforge.embedded_redis import EmbeddedRedis
 from firmforge.queue import BuildQueue
 from firmforge.request import request_model
+from firmforge.signing import SigningKeyError, ensure_key, load_key
 from firmforge.store import LocalStore
 from firmforge.upstream import Upstream
-from firmforge.usign import read_public_key
+from firmforge.usign import SecretKey, read_public_key
 from firmforge.worker import LocalWorkers
 
 __all__ = ["Runtime", "make_services", "running", "serve"]
@@ -82,10 +84,22 @@ def _refresh_catalog(catalog: Catalog, interval: float, stop: threading.Event) -
             log.exception("catalog refresh failed")
 
 
+def _signing_key(settings: Settings) -> SecretKey:
+    """The configured key, which must exist, or the data dir's, made on the first start."""
+    if settings.signing_key is None:
+        return ensure_key(settings.signing_key_path)
+    try:
+        return load_key(settings.signing_key)
+    except FileNotFoundError as exc:
+        raise SigningKeyError(f"signing key {settings.signing_key} does not exist") from exc
+
+
 @contextmanager
 def running(settings: Settings) -> Iterator[Runtime]:
     """Everything but the HTTP listener: Redis, database, workers, the app."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
+    key = _signing_key(settings)  # before the workers, which read it from the data dir
+    log.info("signing builds with key %s", key.fingerprint.hex())
     embedded = None if settings.redis_url else EmbeddedRedis(settings.data_dir / "redis")
     redis_url = settings.redis_url or embedded.start()  # type: ignore[union-attr]
     settings = settings.model_copy(update={"redis_url": redis_url})
@@ -94,8 +108,11 @@ def running(settings: Settings) -> Iterator[Runtime]:
     migrator.dispose()
     workers = LocalWorkers(settings, settings.workers)
     stop = threading.Event()
+    downloads: DownloadCounter | None = None
     try:
         services = make_services(settings, redis_url)
+        downloads = services.downloads
+        downloads.start(settings.downloads_flush_interval)
         workers.start()
         refresher = threading.Thread(
             target=_refresh_catalog,
@@ -111,6 +128,8 @@ def running(settings: Settings) -> Iterator[Runtime]:
         yield Runtime(settings, redis_url, create_app(services), workers)
     finally:
         stop.set()
+        if downloads is not None:
+            downloads.stop()  # after the last request: writes the counts still in memory
         workers.stop()
         if embedded is not None:
             embedded.stop()

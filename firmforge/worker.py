@@ -28,6 +28,7 @@ from firmforge.config import Settings
 from firmforge.db import Database
 from firmforge.imagebuilder import ImageBuilderCache
 from firmforge.queue import QUEUE_NAME
+from firmforge.signing import SigningKeyError, load_key
 from firmforge.store import LocalStore
 from firmforge.upstream import Upstream
 from firmforge.usign import read_public_key
@@ -40,6 +41,15 @@ _PR_SET_PDEATHSIG = 1
 
 
 def build_context(settings: Settings, name: str) -> BuildContext:
+    """The worker's tools. The signing key is read from the data dir, where the server made
+    it before starting this worker: local workers only (a remote worker must not hold the
+    key; it will ask the server to sign, a later issue)."""
+    try:
+        signing_key = load_key(settings.signing_key_path)
+    except FileNotFoundError as exc:
+        raise SigningKeyError(
+            f"no signing key at {settings.signing_key_path}: start workers with `firmforge serve`"
+        ) from exc
     client = httpx.Client(timeout=httpx.Timeout(60.0, connect=10.0), follow_redirects=True)
     upstream = Upstream(
         settings.upstream_url, [read_public_key(p) for p in settings.upstream_key], client
@@ -57,6 +67,7 @@ def build_context(settings: Settings, name: str) -> BuildContext:
         database=Database(settings.effective_database_url),
         stage_timeout=settings.stage_timeout,
         worker_name=name,
+        signing_key=signing_key,
     )
 
 

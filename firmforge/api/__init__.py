@@ -6,7 +6,7 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from firmforge import __version__
-from firmforge.api import _build, _indexes, _overview, _store
+from firmforge.api import _build, _downloads, _indexes, _key, _overview, _store, _upgrade
 from firmforge.api._compat import CompatMiddleware
 from firmforge.api._errors import install_error_handlers
 from firmforge.api._hits import CacheHitMiddleware
@@ -34,8 +34,11 @@ def create_app(services: Services) -> FastAPI:
     install_error_handlers(app)
     app.include_router(_build.router)
     app.include_router(_store.router)
+    app.include_router(_downloads.router)
+    app.include_router(_key.router)
     app.include_router(_overview.make_router())
     app.include_router(_indexes.make_router())
+    app.include_router(_upgrade.make_router())
     app.add_middleware(
         CacheHitMiddleware, responses=services.finished, request_model=services.request_model
     )

@@ -27,8 +27,10 @@ KEEP_QUERY_PATHS: frozenset[str] = frozenset({
     "/api/v1/builds-by-version",
     "/api/v1/top-packages",
     "/api/v1/build-errors",
+    "/api/v1/stats/downloads",
 })
-"""ASU routes whose query parameters mean something (upstream's statistics routes)."""
+"""Routes whose query parameters mean something (upstream's statistics routes, and
+firmforge's download statistics)."""
 
 _ASU_PREFIXES = ("/api/", "/json/", "/store/")
 _ASU_PATHS = frozenset({"/overview"})

@@ -26,6 +26,7 @@ from firmforge.api._services import Services
 from firmforge.catalog import Catalog, branch_of
 from firmforge.config import BRANCH_OFF_REVISIONS, PACKAGE_CHANGES, PackageChange, Settings
 from firmforge.errors import FirmforgeError
+from firmforge.signing import public_key
 
 __all__ = ["Overview", "make_router"]
 
@@ -78,8 +79,14 @@ class Overview:
                 "repository_allow_list": list(settings.repository_allow_list),
                 "max_custom_rootfs_size_mb": settings.max_custom_rootfs_size_mb,
                 "max_defaults_length": settings.max_defaults_length,
+                # the key at /api/v1/key that signs every build (None: the server has none)
+                "signing_key_fingerprint": self._fingerprint(),
             },
         }
+
+    def _fingerprint(self) -> str | None:
+        public = public_key(self.settings.signing_key_path)
+        return public.fingerprint_hex if public is not None else None
 
     def branch(self, name: str, versions: list[str]) -> dict[str, Any]:
         """One branch object; ``versions`` newest first."""

@@ -10,6 +10,7 @@ from firmforge.api._hits import FinishedResponses
 from firmforge.catalog import Catalog
 from firmforge.config import Settings
 from firmforge.db import Database
+from firmforge.downloads import DownloadCounter
 from firmforge.queue import BuildQueue
 from firmforge.request import BuildRequest
 from firmforge.store import LocalStore
@@ -26,6 +27,11 @@ class Services:
     database: Database
     request_model: type[BuildRequest]
     finished: FinishedResponses = field(default_factory=FinishedResponses)
+    downloads: DownloadCounter = field(init=False)
+    """Counts ``/store`` downloads in memory; ``server.running`` starts and stops its flusher."""
+
+    def __post_init__(self) -> None:
+        self.downloads = DownloadCounter(self.database)
 
 
 def services(request: Request) -> Services:

@@ -2,7 +2,9 @@
 
 Usage::
 
-    from firmforge.db import Database
+    from datetime import date
+
+    from firmforge.db import Database, DownloadCount
 
     db = Database("sqlite:///data/firmforge.db")  # or postgresql+psycopg://user@host/db
     db.migrate()  # at start-up; safe from several processes at once
@@ -20,10 +22,21 @@ Usage::
         build_cmd=["make", "image", "PROFILE=generic"],
     )
     assert db.latest_done("0f" * 32).detail == "done"
+    db.add_downloads([DownloadCount(date(2026, 7, 1), "0f" * 32, "sha256sums", 3)])
+    assert db.download_stats(date(2026, 7, 1), date(2026, 7, 1)).total == 3
     db.dispose()
 """
 
 from firmforge.db._database import Database
+from firmforge.db._downloads import DownloadCount, DownloadStats, FileDownloads, ReleaseDownloads
 from firmforge.db._models import BuildRecord, BuildStatus
 
-__all__ = ["BuildRecord", "BuildStatus", "Database"]
+__all__ = [
+    "BuildRecord",
+    "BuildStatus",
+    "Database",
+    "DownloadCount",
+    "DownloadStats",
+    "FileDownloads",
+    "ReleaseDownloads",
+]

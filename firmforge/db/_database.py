@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.orm import sessionmaker
 
+from firmforge.db._downloads import DownloadCount, DownloadStats, add_downloads, download_stats
 from firmforge.db._engine import WRITE_OPTIONS, make_engine
 from firmforge.db._migrate import upgrade
 from firmforge.db._models import BuildRecord, BuildStatus
@@ -140,6 +141,12 @@ class Database:
             record.detail = detail
             self._finish(record)
 
+    def add_downloads(self, counts: Iterable[DownloadCount]) -> None:
+        """Add download counts (one upsert, one transaction); counts for a known day and file
+        are added to it, a new row takes its release fields from the first count."""
+        with self._write.begin() as session:
+            add_downloads(session, counts)
+
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, build_id: int) -> BuildRecord | None:
@@ -175,6 +182,12 @@ class Database:
         query = select(BuildRecord).order_by(BuildRecord.id.desc()).limit(limit)
         with self._read() as session:
             return list(session.scalars(query))
+
+    def download_stats(self, first: date, last: date, top: int = 10) -> DownloadStats:
+        """Downloads per day, the ``top`` files and per version/target/profile, ``first`` to
+        ``last`` (UTC days, inclusive)."""
+        with self._read() as session:
+            return download_stats(session, first, last, top)
 
     # -- helpers ---------------------------------------------------------------------------
 

@@ -2,14 +2,26 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Enum, Float, MetaData, String, Text, TypeDecorator
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    Enum,
+    Float,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "BuildRecord", "BuildStatus", "UTCDateTime"]
+__all__ = ["Base", "BuildRecord", "BuildStatus", "DownloadRow", "UTCDateTime"]
 
 
 class BuildStatus(StrEnum):
@@ -115,3 +127,26 @@ class BuildRecord(Base):
             f"<BuildRecord id={self.id} {self.request_hash[:12]} {self.status}"
             f" stage={self.stage!r}>"
         )
+
+
+class DownloadRow(Base):
+    """How often one stored file was downloaded on one UTC day.
+
+    The key is (day, bin_dir, file); distro, version, target and profile are copied from the
+    build record when the row is created (empty when no record was found), so statistics need
+    no join and survive the build record.
+    """
+
+    __tablename__ = "download_counts"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    bin_dir: Mapped[str] = mapped_column(String(64), primary_key=True)
+    file: Mapped[str] = mapped_column(String(255), primary_key=True)
+    distro: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    profile: Mapped[str] = mapped_column(String(255))
+    downloads: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<DownloadRow {self.day} {self.bin_dir[:12]}/{self.file} {self.downloads}>"

@@ -47,6 +47,7 @@ def test_overview_shape(client: TestClient, settings: Settings) -> None:
         "repository_allow_list": [],
         "max_custom_rootfs_size_mb": 1024,
         "max_defaults_length": 20480,
+        "signing_key_fingerprint": None,  # no key: this app was made without `running()`
     }
     assert list(body["branches"]) == ["24.10", "23.05"]  # newest branch first
 

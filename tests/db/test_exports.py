@@ -9,4 +9,12 @@ def test_all_lists_exactly_the_public_names():
         for name, value in vars(firmforge.db).items()
         if not name.startswith("_") and not isinstance(value, types.ModuleType)
     }
-    assert sorted(public) == firmforge.db.__all__ == ["BuildRecord", "BuildStatus", "Database"]
+    assert sorted(public) == firmforge.db.__all__ == [
+        "BuildRecord",
+        "BuildStatus",
+        "Database",
+        "DownloadCount",
+        "DownloadStats",
+        "FileDownloads",
+        "ReleaseDownloads",
+    ]
