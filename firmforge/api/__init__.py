@@ -6,10 +6,20 @@ from fastapi import FastAPI
 from starlette.types import ASGIApp
 
 from firmforge import __version__
-from firmforge.api import _build, _downloads, _indexes, _key, _overview, _store, _upgrade
+from firmforge.api import (
+    _build,
+    _downloads,
+    _indexes,
+    _key,
+    _legacy,
+    _overview,
+    _store,
+    _upgrade,
+)
 from firmforge.api._compat import CompatMiddleware
 from firmforge.api._errors import install_error_handlers
 from firmforge.api._hits import CacheHitMiddleware
+from firmforge.api._info import make_router as make_info_router
 from firmforge.api._services import Services
 
 __all__ = ["Services", "create_app"]
@@ -39,6 +49,8 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(_overview.make_router())
     app.include_router(_indexes.make_router())
     app.include_router(_upgrade.make_router())
+    app.include_router(make_info_router(services.store))
+    app.include_router(_legacy.router)
     app.add_middleware(
         CacheHitMiddleware, responses=services.finished, request_model=services.request_model
     )
