@@ -11,6 +11,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import partial
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -25,9 +27,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def mirror_over_http(root: Path) -> Iterator[str]:
-    """Serve a mirror tree on a free port; yields its base URL."""
-    server = make_mirror_server(root, "127.0.0.1", 0)
+def _serving(server: ThreadingHTTPServer) -> Iterator[str]:
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -35,6 +35,26 @@ def mirror_over_http(root: Path) -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+@contextmanager
+def mirror_over_http(root: Path) -> Iterator[str]:
+    """Serve a mirror tree on a free port; yields its base URL."""
+    with _serving(make_mirror_server(root, "127.0.0.1", 0)) as url:
+        yield url
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:
+        pass
+
+
+@contextmanager
+def serve_directory(root: Path) -> Iterator[str]:
+    """Any directory over HTTP on a free port (an extra feed, a page); yields the base URL."""
+    handler = partial(_QuietHandler, directory=str(root))
+    with _serving(ThreadingHTTPServer(("127.0.0.1", 0), handler)) as url:
+        yield url
 
 
 @dataclass

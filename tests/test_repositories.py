@@ -4,13 +4,9 @@ and the API's 400s (research/asu-upstream.md §1.8, §2.3, §6)."""
 from __future__ import annotations
 
 import gzip
-import http.server
 import os
-import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 
 import httpx
@@ -45,7 +41,7 @@ from firmforge.repositories import (
 from firmforge.server import make_services
 from firmforge.usign import PublicKey, SecretKey
 from tests.conftest import MirrorFixture
-from tests.server_fixtures import mirror_over_http
+from tests.server_fixtures import mirror_over_http, serve_directory
 
 # --- helpers shared with the end-to-end test --------------------------------------------------
 
@@ -90,25 +86,6 @@ def make_extra_feed(directory: Path, key: SecretKey | None = None) -> ExtraFeed:
                            fields=fields, ipk=ipk)
     write_feed(directory, [package], "all", 2, key)
     return ExtraFeed(directory=directory, key=key)
-
-
-class _QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@contextmanager
-def serve_directory(root: Path) -> Iterator[str]:
-    """``root`` over HTTP on a free port; yields the base URL."""
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), partial(_QuietHandler, directory=str(root)))
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def closed_port_url() -> str:

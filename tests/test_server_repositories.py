@@ -11,13 +11,18 @@ from dataclasses import dataclass
 import pytest
 
 from tests.conftest import MirrorFixture
-from tests.server_fixtures import RunningServer, firmforge_server, mirror_over_http, poll_build
+from tests.server_fixtures import (
+    RunningServer,
+    firmforge_server,
+    mirror_over_http,
+    poll_build,
+    serve_directory,
+)
 from tests.test_repositories import (
     EXTRA_PACKAGE,
     ExtraFeed,
     make_extra_feed,
     new_key,
-    serve_directory,
 )
 
 pytestmark = pytest.mark.slow
