@@ -153,6 +153,24 @@ class Settings(BaseSettings):
         description="Seconds between writes of the in-memory download counts to the database "
         "(the most a crash can lose; a clean shutdown writes everything).",
     )
+    report_rate_limit: int = Field(
+        20,
+        ge=1,
+        description="Device reports (`POST /api/v1/report`) one client address may send per "
+        "hour; more get 429 with `Retry-After`.",
+    )
+    channel_min_successes: int = Field(
+        5,
+        ge=1,
+        description="Success reports a release needs on a profile before it is `recommended`.",
+    )
+    channel_max_failure_rate: float = Field(
+        0.1,
+        gt=0,
+        le=1,
+        description="A release is `recommended` on a profile only while its failure reports "
+        "are below this share of its reports.",
+    )
     catalog_refresh_interval: int = Field(
         300, description="Seconds between re-reads of the mirror's release list."
     )

@@ -13,6 +13,7 @@ from firmforge.api import (
     _key,
     _legacy,
     _overview,
+    _reports,
     _store,
     _upgrade,
 )
@@ -45,6 +46,7 @@ def create_app(services: Services) -> FastAPI:
     app.include_router(_build.router)
     app.include_router(_store.router)
     app.include_router(_downloads.router)
+    app.include_router(_reports.router)
     app.include_router(_key.router)
     app.include_router(_overview.make_router())
     app.include_router(_indexes.make_router())

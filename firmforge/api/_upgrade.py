@@ -5,7 +5,8 @@
      "packages": {"dnsmasq": "2.90-r4", "libubox20240329": "2024.03.29~eb9bcb64-r1"}}
 
     {"status": "upgrade_available", "version": "24.10.4", "branch": "24.10", …,
-     "upgrade": {"version": "24.10.5", "branch": "24.10", "package_changes": []},
+     "upgrade": {"version": "24.10.5", "branch": "24.10", "package_changes": [],
+                 "channel": "recommended"},
      "stable": null, "package_updates": []}
 
 Only the catalog is read (no ImageBuilder, no queue). What depends on the device's version and
@@ -29,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 
 from firmforge.api._hits import render_json
 from firmforge.api._json import DEFAULT_MEMO_TTL, app_services, json_response
+from firmforge.api._reports import ReportChannels, report_channels
 from firmforge.api._services import Services
 from firmforge.catalog import Catalog, branch_of
 from firmforge.errors import FirmforgeError, UnsupportedError
@@ -77,13 +79,14 @@ class _Offer:
     branch: str
     renames: Mapping[str, str]
 
-    def answer(self, installed: Mapping[str, str]) -> dict[str, Any]:
+    def answer(self, installed: Mapping[str, str], channel: str = "unknown") -> dict[str, Any]:
         changes = [
             {"source": old, "target": new}
             for old, new in self.renames.items()
             if old in installed
         ]
-        return {"version": self.version, "branch": self.branch, "package_changes": changes}
+        return {"version": self.version, "branch": self.branch, "package_changes": changes,
+                "channel": channel}
 
 
 @dataclass
@@ -158,14 +161,26 @@ class UpgradeCheck:
         return _Offer(version, branch_of(version), self.catalog.renames_for(version))
 
     @staticmethod
-    def answer(context: _Context, profile: str, packages: Mapping[str, str]) -> dict[str, Any]:
-        """The JSON answer for a device with ``packages`` ``{name: installed version}``."""
+    def answer(
+        context: _Context,
+        profile: str,
+        packages: Mapping[str, str],
+        channels: Mapping[str, str] | None = None,
+    ) -> dict[str, Any]:
+        """The JSON answer for a device with ``packages`` ``{name: installed version}``;
+        ``channels`` is the release channel by offered version (``unknown`` when missing)."""
+        channels = channels or {}
         stripped, feed = context.stripped, context.feed
         upgrade = stable = None
         if context.upgrade or context.stable:
             installed = {stripped.get(name, name): version for name, version in packages.items()}
-            upgrade = context.upgrade.answer(installed) if context.upgrade else None
-            stable = context.stable.answer(installed) if context.stable else None
+            upgrade = stable = None
+            if context.upgrade:
+                offer = context.upgrade
+                upgrade = offer.answer(installed, channels.get(offer.version, "unknown"))
+            if context.stable:
+                offer = context.stable
+                stable = offer.answer(installed, channels.get(offer.version, "unknown"))
         updates: list[dict[str, str]] = []
         if upgrade is None and stable is None:
             for name, version in packages.items():
@@ -230,14 +245,17 @@ def make_router() -> APIRouter:
     async def upgrade_check(
         request: Annotated[UpgradeCheckRequest, Body()],
         svc: Annotated[Services, Depends(app_services)],
+        reports: Annotated[ReportChannels, Depends(report_channels)],
     ) -> Response:
         """Whether a router should upgrade, from the catalog alone (no build).
 
         `packages` is an object `{name: installed version}`. The answer holds `upgrade`, the
         newest release of the router's branch if newer than its version, and `stable`, the
         newest release of a newer branch (release candidates only for a router running
-        one), each `{"version", "branch", "package_changes": [{"source", "target"}]}` listing
-        the renames that apply to the installed packages; both `null` when there is none.
+        one), each `{"version", "branch", "package_changes": [{"source", "target"}],
+        "channel"}` listing the renames that apply to the installed packages and the release
+        channel of that version on the router's profile from device reports (`recommended`,
+        `caution` or `unknown`); both `null` when there is none.
         Without either, `package_updates` lists `{"name", "installed", "available"}` for the
         installed packages the feeds of the router's own version/target hold in a newer
         version (opkg/apk order). `status` is `upgrade_available`, `package_updates` or
@@ -249,6 +267,9 @@ def make_router() -> APIRouter:
         check = UpgradeCheck(svc.catalog)
         context = await contexts.get(check, request.version, request.target)
         profile = await _profile(check, context, request.profile)
-        return json_response(render_json(check.answer(context, profile, request.packages)))
+        offered = [offer.version for offer in (context.upgrade, context.stable) if offer]
+        channels = await reports.channels(svc, context.target, profile, offered)
+        answer = check.answer(context, profile, request.packages, channels)
+        return json_response(render_json(answer))
 
     return router

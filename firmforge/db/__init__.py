@@ -24,12 +24,16 @@ Usage::
     assert db.latest_done("0f" * 32).detail == "done"
     db.add_downloads([DownloadCount(date(2026, 7, 1), "0f" * 32, "sha256sums", 3)])
     assert db.download_stats(date(2026, 7, 1), date(2026, 7, 1)).total == 3
+    db.add_report(distro="openwrt", version="24.10.2", target="x86/64", profile="generic",
+                  outcome="success")
+    assert db.report_counts(version="24.10.2")[0].successes == 1
     db.dispose()
 """
 
 from firmforge.db._database import Database
 from firmforge.db._downloads import DownloadCount, DownloadStats, FileDownloads, ReleaseDownloads
 from firmforge.db._models import BuildRecord, BuildStatus
+from firmforge.db._reports import ReportCounts
 
 __all__ = [
     "BuildRecord",
@@ -39,4 +43,5 @@ __all__ = [
     "DownloadStats",
     "FileDownloads",
     "ReleaseDownloads",
+    "ReportCounts",
 ]

@@ -15,6 +15,7 @@ from firmforge.db._downloads import DownloadCount, DownloadStats, add_downloads,
 from firmforge.db._engine import WRITE_OPTIONS, make_engine
 from firmforge.db._migrate import upgrade
 from firmforge.db._models import BuildRecord, BuildStatus
+from firmforge.db._reports import ReportCounts, add_report, report_counts
 
 __all__ = ["Database"]
 
@@ -147,6 +148,25 @@ class Database:
         with self._write.begin() as session:
             add_downloads(session, counts)
 
+    def add_report(
+        self,
+        *,
+        distro: str,
+        version: str,
+        target: str,
+        profile: str,
+        outcome: str,
+        message: str | None = None,
+        request_hash: str | None = None,
+    ) -> int:
+        """Store a router's report (``outcome`` ``success`` or ``failure``) and return its id."""
+        with self._write.begin() as session:
+            return add_report(
+                session, created_at=self._now(), distro=distro, version=version,
+                target=target, profile=profile, outcome=outcome, message=message,
+                request_hash=request_hash,
+            )
+
     # -- reads -----------------------------------------------------------------------------
 
     def get(self, build_id: int) -> BuildRecord | None:
@@ -188,6 +208,17 @@ class Database:
         ``last`` (UTC days, inclusive)."""
         with self._read() as session:
             return download_stats(session, first, last, top)
+
+    def report_counts(
+        self,
+        *,
+        version: str | None = None,
+        target: str | None = None,
+        profile: str | None = None,
+    ) -> list[ReportCounts]:
+        """Success/failure counts per version + target + profile, optionally filtered."""
+        with self._read() as session:
+            return report_counts(session, version=version, target=target, profile=profile)
 
     # -- helpers ---------------------------------------------------------------------------
 

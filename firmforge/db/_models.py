@@ -13,6 +13,7 @@ from sqlalchemy import (
     Dialect,
     Enum,
     Float,
+    Index,
     Integer,
     MetaData,
     String,
@@ -21,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "BuildRecord", "BuildStatus", "DownloadRow", "UTCDateTime"]
+__all__ = ["Base", "BuildRecord", "BuildStatus", "DownloadRow", "ReportRow", "UTCDateTime"]
 
 
 class BuildStatus(StrEnum):
@@ -150,3 +151,29 @@ class DownloadRow(Base):
 
     def __repr__(self) -> str:
         return f"<DownloadRow {self.day} {self.bin_dir[:12]}/{self.file} {self.downloads}>"
+
+
+class ReportRow(Base):
+    """One report from a router after an upgrade: did the image work (``success``) or not.
+
+    The release (version, target, profile) is stored with it, so the aggregation needs no join;
+    ``request_hash`` is the build the image came from when the router named it. ``message`` is
+    plain text as the router sent it (never rendered as markup).
+    """
+
+    __tablename__ = "device_reports"
+    __table_args__ = (Index(None, "version", "target", "profile"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    request_hash: Mapped[str | None] = mapped_column(String(64))
+    distro: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    profile: Mapped[str] = mapped_column(String(255))
+    outcome: Mapped[str] = mapped_column(String(16))
+    message: Mapped[str | None] = mapped_column(Text)
+
+    def __repr__(self) -> str:
+        release = f"{self.version} {self.target} {self.profile}"
+        return f"<ReportRow id={self.id} {release} {self.outcome}>"

@@ -49,7 +49,7 @@ def test_newer_release_in_the_branch(client: TestClient) -> None:
     assert (answer["version"], answer["branch"]) == ("24.10.4", "24.10")
     assert answer["upgrade"] == {
         "version": "24.10.5", "branch": "24.10",
-        "package_changes": [{"source": "auc", "target": "owut"}],
+        "package_changes": [{"source": "auc", "target": "owut"}], "channel": "unknown",
     }
     assert answer["stable"] is None  # 24.10.5 is the newest and in the same branch
     assert answer["package_updates"] == []

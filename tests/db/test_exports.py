@@ -17,4 +17,5 @@ def test_all_lists_exactly_the_public_names():
         "DownloadStats",
         "FileDownloads",
         "ReleaseDownloads",
+        "ReportCounts",
     ]
