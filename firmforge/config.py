@@ -26,28 +26,6 @@ __all__ = [
     "Settings",
 ]
 
-# Package renames between branches (upstream's package_changes table): an old package list
-# builds on a new release once these are applied; unknown-package errors suggest them.
-PACKAGE_RENAMES: dict[str, dict[str, str]] = {
-    "23.05": {
-        "firewall": "firewall4",
-        "libustream-wolfssl": "libustream-mbedtls",
-        "px5g-wolfssl": "px5g-mbedtls",
-        "wpad-basic-wolfssl": "wpad-basic-mbedtls",
-    },
-    "24.10": {
-        "firewall": "firewall4",
-        "libustream-wolfssl": "libustream-mbedtls",
-        "px5g-wolfssl": "px5g-mbedtls",
-        "wpad-basic-wolfssl": "wpad-basic-mbedtls",
-        "auc": "owut",
-        "luci-app-opkg": "luci-app-package-manager",
-        "luci-app-wireguard": "luci-proto-wireguard",
-    },
-}
-
-
-
 @dataclass(frozen=True)
 class PackageChange:
     """One entry of the package-changes table that clients apply when they upgrade.
@@ -87,6 +65,7 @@ PACKAGE_CHANGES: tuple[PackageChange, ...] = (
     PackageChange(25984, "luci-app-diag-core", mandatory=True),
     PackageChange(26792, "auc", "owut"),
     PackageChange(27897, "luci-app-opkg", "luci-app-package-manager"),
+    PackageChange(27990, "luci-app-wireguard", "luci-proto-wireguard"),
     PackageChange(28056, "opkg", "apk-mbedtls"),
 )
 
@@ -99,6 +78,23 @@ BRANCH_OFF_REVISIONS: dict[str, int] = {
     "22.03": 19160,
     "21.02": 15812,
 }
+
+
+def _renames_by_branch() -> dict[str, dict[str, str]]:
+    """Per release branch, the renames made before it branched off (one table, two views)."""
+    return {
+        branch: {
+            c.source: c.target
+            for c in PACKAGE_CHANGES
+            if c.source and c.target and not c.mandatory and c.revision <= branch_off
+        }
+        for branch, branch_off in BRANCH_OFF_REVISIONS.items()
+    }
+
+
+# Package renames between branches: an old package list builds on a new release once these
+# are applied; unknown-package errors suggest them. Derived from PACKAGE_CHANGES.
+PACKAGE_RENAMES: dict[str, dict[str, str]] = _renames_by_branch()
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
