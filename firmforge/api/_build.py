@@ -72,7 +72,8 @@ def job_response(view: JobView, svc: Services) -> Response:
     )
 
 
-def _result_ttl(request: BuildRequest, svc: Services) -> int:
+def result_ttl(request: BuildRequest, svc: Services) -> int:
+    """How long a finished build is kept: upstream's TTL policy, shared by every route."""
     settings = svc.settings
     if request.defaults:
         return settings.build_defaults_ttl
@@ -130,7 +131,7 @@ def build_post(
     view = svc.queue.enqueue(
         digest,
         request.model_dump(mode="json"),
-        result_ttl=_result_ttl(request, svc),
+        result_ttl=result_ttl(request, svc),
         failure_ttl=svc.settings.build_failure_ttl,
         job_timeout=svc.settings.job_timeout,
     )

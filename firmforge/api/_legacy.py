@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from firmforge.api._build import job_response
+from firmforge.api._build import job_response, result_ttl
 from firmforge.api._json import app_services
 from firmforge.api._services import Services
 from firmforge.api._upgrade import UpgradeCheck
@@ -291,7 +291,7 @@ def _image_request(svc: Services, raw: bytes, base_url: str, client: str | None)
     view = svc.queue.enqueue(
         build.digest,
         build.request.model_dump(mode="json"),
-        result_ttl=svc.settings.build_ttl_unversioned,  # no versions, no defaults
+        result_ttl=result_ttl(build.request, svc),
         failure_ttl=svc.settings.build_failure_ttl,
         job_timeout=svc.settings.job_timeout,
     )
