@@ -59,6 +59,9 @@ _CLIENT_STATUS = {
     Stage.BUILDING_IMAGE: "building_image",
     Stage.SIGNING_IMAGES: "building_image",
     Stage.STORING: "building_image",
+    # The worker records `done` a moment before RQ stores the result and marks the job
+    # finished; a poll in between still gets a 202 and must not show a key no client knows.
+    Stage.DONE: "building_image",
 }
 
 

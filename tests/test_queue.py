@@ -11,8 +11,9 @@ UNIVERSAL = {"init", "download_imagebuilder", "unpack_imagebuilder", "calculate_
              "building_image"}
 
 
-@pytest.mark.parametrize("stage", [s for s in Stage if s not in (
-    Stage.QUEUED, Stage.DONE, Stage.FAILED)])
+# `done` included: the worker records it just before RQ marks the job finished, so a poll
+# can see a started job whose stage is already `done`.
+@pytest.mark.parametrize("stage", [s for s in Stage if s not in (Stage.QUEUED, Stage.FAILED)])
 def test_running_stages_map_to_values_every_client_displays(stage: Stage) -> None:
     assert client_status(stage.value) in UNIVERSAL
 
