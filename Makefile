@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 DEMO_DIR := .demo
 MIRROR_PORT ?= 8001
+FEED_PORT ?= 8002
 
 .PHONY: test lint demo run bench clean
 
@@ -19,13 +20,24 @@ lint: $(BIN)/.installed
 test: lint
 	$(BIN)/pytest -n 2
 
-# Offline demo: the synthetic mirror on 127.0.0.1:$(MIRROR_PORT) and the build server on
-# 127.0.0.1:8000 against it. Its ImageBuilders name the official mirror, as real ones do;
-# the server rewrites that to the local one. `make clean` starts it afresh.
+# Offline demo: the synthetic mirror on 127.0.0.1:$(MIRROR_PORT), the LibreMesh feed host on
+# 127.0.0.1:$(FEED_PORT) and the build server on 127.0.0.1:8000 offering OpenWrt and
+# LibreMesh. The ImageBuilders name the official mirror, as real ones do; the server rewrites
+# that to the local one. `make clean` starts it afresh.
+DEMO_DISTRIBUTIONS = [{"name": "libremesh", "title": "LibreMesh", \
+	"upstream_url": "http://127.0.0.1:$(FEED_PORT)", "keys": ["$(DEMO_DIR)/libremesh.pub"], \
+	"feeds": {"libremesh": "master/openwrt-{branch}/{arch}", \
+	"libremesh_profiles": "profiles/openwrt-{branch}/{arch}"}, \
+	"packages": ["lime-system", "lime-proto-babeld", "lime-proto-batadv", "lime-proto-anygw", \
+	"lime-hwd-openwrt-wan", "lime-app", "shared-state", "-dnsmasq", "-odhcpd-ipv6only"]}]
 demo: $(BIN)/.installed
 	test -f $(DEMO_DIR)/mirror/.versions.json || $(BIN)/firmforge mirror generate $(DEMO_DIR)/mirror
+	test -f $(DEMO_DIR)/libremesh.pub || \
+		$(BIN)/firmforge mirror generate $(DEMO_DIR)/libremesh --flavour libremesh
 	$(BIN)/firmforge mirror serve $(DEMO_DIR)/mirror --port $(MIRROR_PORT) & mirror=$$!; \
-	trap 'kill $$mirror' EXIT INT TERM; \
+	$(BIN)/firmforge mirror serve $(DEMO_DIR)/libremesh --port $(FEED_PORT) & feed=$$!; \
+	trap 'kill $$mirror $$feed' EXIT INT TERM; \
+	FIRMFORGE_DISTRIBUTIONS='$(DEMO_DISTRIBUTIONS)' \
 	$(BIN)/firmforge serve --host 127.0.0.1 --port 8000 --data-dir $(DEMO_DIR)/data \
 		--upstream-url http://127.0.0.1:$(MIRROR_PORT) --upstream-key $(DEMO_DIR)/mirror.pub
 

@@ -23,6 +23,7 @@ from typing import Any
 from rq import get_current_job
 
 from firmforge.db import Database
+from firmforge.distributions import BuildAdditions
 from firmforge.errors import BuildError, FirmforgeError, ImageTooBigError
 from firmforge.imagebuilder import (
     ImageBuilderCache,
@@ -53,6 +54,7 @@ log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Stage], None]
 DEFAULTS_PATH = "etc/uci-defaults/99-asu-defaults"
+NO_ADDITIONS = BuildAdditions()
 
 
 @dataclass
@@ -132,9 +134,15 @@ def _run(workdir: Path, args: list[str], ctx: BuildContext, stage: Stage) -> tup
 
 
 def build(
-    request: BuildRequest, request_hash: str, ctx: BuildContext, report: ProgressCallback
+    request: BuildRequest,
+    request_hash: str,
+    ctx: BuildContext,
+    report: ProgressCallback,
+    additions: BuildAdditions = NO_ADDITIONS,
 ) -> _Outcome:
-    """Build ``request`` and publish its images as ``request_hash`` in the store."""
+    """Build ``request`` (with what its distribution adds) and publish its images as
+    ``request_hash`` in the store."""
+    request = additions.with_feeds(request)
     clock = _StageClock(report)
     with clock.stage(Stage.INIT):
         source = ctx.upstream.imagebuilder(request.version, request.target)
@@ -148,7 +156,7 @@ def build(
         with clock.stage(Stage.VALIDATE_REVISION):
             info = _info(workdir, source, ctx)
             profile = _check_revision_and_profile(info, request)
-        requested = request.requested_packages  # renamed by the API already
+        requested = additions.packages_for(request.requested_packages)  # renamed by the API
         packages = (
             diff_packages(requested, info.default_packages, profile.packages)
             if request.diff_packages
@@ -377,7 +385,7 @@ def run_build_job(request_hash: str, request_data: dict[str, Any]) -> dict[str, 
 
     started = time.monotonic()
     try:
-        outcome = build(request, request_hash, ctx, report)
+        outcome = build(request, request_hash, ctx, report, BuildAdditions.from_job(request_data))
     except Exception as error:
         _record_failure(ctx, job, record_id, request_hash, error, reached[0])
         raise

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import time
 from pathlib import Path
 from typing import Annotated
@@ -43,6 +44,22 @@ def _root(
     """firmforge command line."""
 
 
+class Flavour(enum.StrEnum):
+    OPENWRT = "openwrt"
+    LIBREMESH = "libremesh"
+
+
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+
 @mirror_app.command("generate")
 def mirror_generate(
     outdir: Annotated[Path, typer.Argument(help="Directory to write the mirror tree into.")],
@@ -51,20 +68,22 @@ def mirror_generate(
         str,
         typer.Option(help="Mirror URL baked into each ImageBuilder's repositories.conf."),
     ] = "https://downloads.openwrt.org",
+    flavour: Annotated[
+        Flavour,
+        typer.Option(help="openwrt: releases with ImageBuilders and feeds; libremesh: the "
+                     "LibreMesh feed host (lime-* packages per OpenWrt branch and arch)."),
+    ] = "openwrt",  # type: ignore[assignment]
 ) -> None:
     """Write a deterministic synthetic mirror with working ImageBuilders."""
     from firmforge.mirror import MirrorError, generate_mirror
     from firmforge.mirror._generate import generation_steps
 
+    if flavour == Flavour.LIBREMESH:
+        _generate_libremesh(outdir, seed)
+        return
+
     started = time.monotonic()
-    with Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        TextColumn("{task.completed}/{task.total}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
+    with _progress() as progress:
         task = progress.add_task("generating", total=generation_steps())
 
         def step(description: str) -> None:
@@ -79,6 +98,23 @@ def mirror_generate(
     console.print(
         f"Mirror written to {result.root} ({size / 2**20:.1f} MiB, versions "
         f"{', '.join(result.versions)}) in {time.monotonic() - started:.1f} s"
+    )
+    typer.echo(f"public key: {result.public_key} (fingerprint {result.fingerprint})")
+
+
+def _generate_libremesh(outdir: Path, seed: int) -> None:
+    from firmforge.mirror import feed_generation_steps, generate_libremesh_feed
+
+    started = time.monotonic()
+    with _progress() as progress:
+        task = progress.add_task("generating", total=feed_generation_steps())
+        result = generate_libremesh_feed(
+            outdir, seed=seed,
+            progress=lambda step: progress.update(task, description=step, advance=1),
+        )
+    console.print(
+        f"LibreMesh feeds written to {result.root} (branches {', '.join(result.branches)}) "
+        f"in {time.monotonic() - started:.1f} s"
     )
     typer.echo(f"public key: {result.public_key} (fingerprint {result.fingerprint})")
 

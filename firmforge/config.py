@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -22,6 +22,7 @@ __all__ = [
     "BRANCH_OFF_REVISIONS",
     "PACKAGE_CHANGES",
     "PACKAGE_RENAMES",
+    "DistributionConfig",
     "PackageChange",
     "Settings",
 ]
@@ -95,6 +96,68 @@ def _renames_by_branch() -> dict[str, dict[str, str]]:
 # Package renames between branches: an old package list builds on a new release once these
 # are applied; unknown-package errors suggest them. Derived from PACKAGE_CHANGES.
 PACKAGE_RENAMES: dict[str, dict[str, str]] = _renames_by_branch()
+
+_FEED_PLACEHOLDERS = ("{branch}", "{version}", "{arch}")
+
+
+class DistributionConfig(BaseModel):
+    """One distribution the server builds: OpenWrt's releases and ImageBuilders, plus the
+    distribution's own feeds, the keys that sign them and its default packages.
+
+    LibreMesh, for example, is OpenWrt with the lime-* feeds of feed.libremesh.org and a
+    package set that adds the lime packages and removes ``dnsmasq``.
+    """
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_-]{0,31}$",
+                      description="What requests send as `distro`.")
+    title: str = Field("", max_length=64, description="Shown to people; defaults to `name`.")
+    upstream_url: str | None = Field(
+        None, description="Where the distribution's feeds are published (the feed host); "
+        "unset: the server's `upstream_url`.")
+    keys: list[Path] = Field(
+        default_factory=list,
+        description="usign public key files that sign the feeds' `Packages`.")
+    branches: list[str] = Field(
+        default_factory=list, description="OpenWrt branches offered (`24.10`); empty: all.")
+    feeds: dict[str, str] = Field(
+        default_factory=dict,
+        description="Feed name → path under `upstream_url`, with `{branch}`, `{version}` and "
+        "`{arch}` filled in per build.")
+    packages: list[str] = Field(
+        default_factory=list,
+        description="Added to every build's packages; `-name` removes a default package.")
+
+    @field_validator("upstream_url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is not None and not url.startswith(("http://", "https://")):
+            raise ValueError(f"upstream_url must be an http(s) URL, got {url!r}")
+        return url.rstrip("/") if url else None
+
+    @field_validator("feeds")
+    @classmethod
+    def _feed_paths(cls, feeds: dict[str, str]) -> dict[str, str]:
+        for name, path in feeds.items():
+            if not name.replace("_", "").replace("-", "").isalnum():
+                raise ValueError(f"feed name {name!r}: letters, digits, - and _ only")
+            rest = path
+            for placeholder in _FEED_PLACEHOLDERS:
+                rest = rest.replace(placeholder, "x")
+            if "{" in rest or "}" in rest or ".." in rest.split("/") or any(
+                    c.isspace() for c in rest):
+                raise ValueError(f"feed {name}: bad path {path!r} (placeholders: "
+                                 f"{', '.join(_FEED_PLACEHOLDERS)})")
+        return feeds
+
+    @field_validator("packages")
+    @classmethod
+    def _package_names(cls, packages: list[str]) -> list[str]:
+        for package in packages:
+            if not package.removeprefix("-").replace("-", "").replace("_", "").replace(
+                    ".", "").replace("+", "").isalnum():
+                raise ValueError(f"not a package name: {package!r}")
+        return packages
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -182,6 +245,14 @@ class Settings(BaseSettings):
         "extra repository.",
     )
 
+    distributions: list[DistributionConfig] = Field(
+        default_factory=list,
+        description="Distributions offered beside OpenWrt (e.g. LibreMesh), as a JSON list or "
+        "`[[distributions]]` tables: `name`, `title`, `upstream_url`, `keys`, `branches`, "
+        "`feeds`, `packages` (see Distributions). An entry named `openwrt` sets OpenWrt's "
+        "`title`, `branches`, `feeds` and `packages`.",
+    )
+
     @field_validator("store_url")
     @classmethod
     def _store_url(cls, url: str | None) -> str | None:
@@ -208,6 +279,36 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls))
+
+    @field_validator("distributions")
+    @classmethod
+    def _distinct_names(cls, entries: list[DistributionConfig]) -> list[DistributionConfig]:
+        names = [entry.name for entry in entries]
+        doubled = sorted({name for name in names if names.count(name) > 1})
+        if doubled:
+            raise ValueError(f"distributions named twice: {', '.join(doubled)}")
+        for entry in entries:
+            if entry.feeds and entry.name != "openwrt" and entry.upstream_url is None:
+                raise ValueError(f"distribution {entry.name}: feeds need an upstream_url")
+        return entries
+
+    @property
+    def distribution_configs(self) -> list[DistributionConfig]:
+        """OpenWrt first (from ``upstream_url``/``upstream_key``, amended by an ``openwrt``
+        entry), then the configured distributions."""
+        configured = {entry.name: entry for entry in self.distributions}
+        amend = configured.pop("openwrt", None)
+        openwrt = DistributionConfig(
+            name="openwrt", title="OpenWrt", upstream_url=self.upstream_url,
+            keys=list(self.upstream_key),
+        )
+        if amend is not None:
+            openwrt = openwrt.model_copy(update={
+                field: getattr(amend, field)
+                for field in ("title", "branches", "feeds", "packages")
+                if field in amend.model_fields_set
+            })
+        return [openwrt, *configured.values()]
 
     # Derived locations under the data dir.
     @property

@@ -426,6 +426,15 @@ class Upstream:
                 log.warning("No kmods index at %s/%s/", self.url(directory), kmods)
         return index
 
+    def read_signed_feed(self, index: PackageIndex) -> None:
+        """Add the feed at the base URL itself to ``index``: a feed published on its own, with
+        no signed ``sha256sums`` above it (LibreMesh's), so its ``Packages`` needs its own
+        ``Packages.sig``."""
+        body = self._checked("", "Packages", {})
+        if body is None:
+            raise UpstreamError(f"The feed has no {self.url('Packages')} (HTTP 404)")
+        _parse_packages(body.decode("utf-8", "replace"), index)
+
     def _read_arch_feeds(self, version: str, arch: str, index: PackageIndex) -> None:
         directory = self._arch_dir(version, arch)
         sums = self.arch_sums(version, arch)

@@ -1,4 +1,5 @@
-"""Shared fixtures: one generated synthetic mirror per test run, and unpacked ImageBuilders."""
+"""Shared fixtures: one generated synthetic mirror per test run, the LibreMesh feed host, and
+unpacked ImageBuilders."""
 
 from __future__ import annotations
 
@@ -19,8 +20,14 @@ import zstandard
 
 import firmforge
 from firmforge.embedded_redis import EmbeddedRedis
-from firmforge.mirror import OFFICIAL_BASE_URL, generate_mirror, imagebuilder_name
+from firmforge.mirror import (
+    OFFICIAL_BASE_URL,
+    generate_libremesh_feed,
+    generate_mirror,
+    imagebuilder_name,
+)
 from firmforge.mirror._distribution import RELEASES, TARGETS
+from firmforge.mirror._libremesh import DEFAULT_PACKAGES, FEED_PATHS
 
 SEED = 0
 
@@ -65,6 +72,25 @@ def mirror(tmp_path_factory: pytest.TempPathFactory) -> MirrorFixture:
             marker.write_text(json.dumps({"fingerprint": result.fingerprint}))
         fingerprint = json.loads(marker.read_text())["fingerprint"]
     return MirrorFixture(root=root, public_key=shared / "tree.pub", fingerprint=fingerprint)
+
+
+@dataclass(frozen=True)
+class LibremeshFeed:
+    root: Path
+    public_key: Path
+
+    def distribution(self, url: str, **overrides: object) -> dict[str, object]:
+        """The `distributions` entry of a server whose LibreMesh feeds are served at ``url``."""
+        return {"name": "libremesh", "title": "LibreMesh", "upstream_url": url,
+                "keys": [str(self.public_key)], "feeds": dict(FEED_PATHS),
+                "packages": list(DEFAULT_PACKAGES), **overrides}
+
+
+@pytest.fixture(scope="session")
+def libremesh_feed(tmp_path_factory: pytest.TempPathFactory) -> LibremeshFeed:
+    """The synthetic LibreMesh feed host (a fraction of a second to write)."""
+    result = generate_libremesh_feed(tmp_path_factory.mktemp("libremesh") / "feed", seed=SEED)
+    return LibremeshFeed(root=result.root, public_key=result.public_key)
 
 
 def unpack_imagebuilder(tarball: Path, destination: Path) -> Path:

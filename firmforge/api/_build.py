@@ -16,11 +16,11 @@ from pydantic import ValidationError
 
 from firmforge.api._hits import render_json
 from firmforge.api._services import Services, services
+from firmforge.distributions import JOB_KEY
 from firmforge.errors import (
     DefaultsNotAllowedError,
     NotFoundError,
     OverloadedError,
-    UnsupportedError,
 )
 from firmforge.queue import JobView, Stage, client_status
 from firmforge.repositories import FEEDS, check_request_repositories
@@ -82,6 +82,16 @@ def result_ttl(request: BuildRequest, svc: Services) -> int:
     return settings.build_ttl_unversioned
 
 
+def job_data(request: BuildRequest, svc: Services) -> dict[str, Any]:
+    """What the job carries: the validated request and what its distribution adds."""
+    data = request.model_dump(mode="json")
+    additions = svc.distributions.get(request.distro).build_additions(
+        request.version, request.target)
+    if additions:
+        data[JOB_KEY] = additions.as_json()
+    return data
+
+
 def _validated(request: BuildRequest, svc: Services) -> BuildRequest:
     """Upstream's 400 checks in upstream's order, then every package name (research §2.3).
 
@@ -92,10 +102,9 @@ def _validated(request: BuildRequest, svc: Services) -> BuildRequest:
         raise DefaultsNotAllowedError()
     allow_list = svc.settings.repository_allow_list
     check_request_repositories(request.repositories, request.repository_keys, allow_list)
-    if request.distro != "openwrt":
-        raise UnsupportedError(f"Unsupported distro: {request.distro}")
+    distribution = svc.distributions.get(request.distro)
     catalog = svc.catalog
-    catalog.check_version(request.version)
+    distribution.check_version(request.version)
     catalog.check_target(request.version, request.target)
     profile = catalog.resolve_profile(request.version, request.target, request.profile)
     request = request.with_renames(catalog.renames_for(request.version))
@@ -103,7 +112,7 @@ def _validated(request: BuildRequest, svc: Services) -> BuildRequest:
     if request.repositories:
         extra = FEEDS.names(request.repositories.values(), allow_list)
         wanted = [name for name in wanted if name not in extra]
-    catalog.check_packages(request.version, request.target, wanted)
+    distribution.check_packages(request.version, request.target, wanted)
     return request.model_copy(update={"profile": profile})
 
 
@@ -130,7 +139,7 @@ def build_post(
         raise OverloadedError(len(svc.queue))
     view = svc.queue.enqueue(
         digest,
-        request.model_dump(mode="json"),
+        job_data(request, svc),
         result_ttl=result_ttl(request, svc),
         failure_ttl=svc.settings.build_failure_ttl,
         job_timeout=svc.settings.job_timeout,

@@ -34,7 +34,7 @@ from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from firmforge.api._build import job_response, result_ttl
+from firmforge.api._build import job_data, job_response, result_ttl
 from firmforge.api._json import app_services
 from firmforge.api._services import Services
 from firmforge.api._upgrade import UpgradeCheck
@@ -124,9 +124,10 @@ def _parse(raw: bytes, model: type[_M], missing: str) -> _M:
         raise LegacyError(400, f"bad request - invalid {', '.join(fields) or 'body'}") from exc
 
 
-def _distro(name: str) -> str:
-    distro = DISTRO_ALIASES.get(name.lower())
-    if distro is None:
+def _distro(svc: Services, name: str) -> str:
+    """Today's name of the distribution (``lede`` was OpenWrt's), or the era's 400."""
+    distro = DISTRO_ALIASES.get(name.lower(), name.lower())
+    if distro not in svc.distributions:
         raise LegacyError(400, f"unknown distribution {name}")
     return distro
 
@@ -135,7 +136,7 @@ def _check_release_and_target(svc: Services, device: _Device) -> str:
     """``target/subtarget`` once the version and target are known (the era's 400 texts)."""
     target = f"{device.target}/{device.subtarget}"
     try:
-        svc.catalog.check_version(device.version)
+        svc.distributions.get(_distro(svc, device.distro)).check_version(device.version)
     except UnsupportedError as exc:
         raise LegacyError(400, f"unknown release {device.version}") from exc
     try:
@@ -150,9 +151,8 @@ def _check_release_and_target(svc: Services, device: _Device) -> str:
 
 def _update(svc: Services, raw: bytes) -> Response:
     request = _parse(raw, _UpdateRequest, _UPDATE_PARAMS)
-    _distro(request.distro)
     target = _check_release_and_target(svc, request)
-    check = UpgradeCheck(svc.catalog)
+    check = UpgradeCheck(svc.distributions.get(_distro(svc, request.distro)))
     context = check.context(request.version, target)
     answer = check.answer(context, request.board or "", request.packages)
     offer = answer["stable"] or answer["upgrade"]
@@ -187,7 +187,7 @@ class _Build:
 
 def _as_build(svc: Services, request: _ImageRequest, profile: str, client: str | None) -> _Build:
     build = svc.request_model(
-        distro=_distro(request.distro),
+        distro=_distro(svc, request.distro),
         version=request.version,
         target=f"{request.target}/{request.subtarget}",
         profile=profile,
@@ -217,7 +217,8 @@ def _validated(svc: Services, request: _ImageRequest, client: str | None) -> _Bu
     build = _as_build(svc, request, hashed_profile, client)
     renamed = build.request.with_renames(svc.catalog.renames_for(request.version))
     try:
-        svc.catalog.check_packages(request.version, target, renamed.requested_packages)
+        svc.distributions.get(build.request.distro).check_packages(
+            request.version, target, renamed.requested_packages)
     except UnknownPackagesError as exc:
         first = exc.unknown[0]
         raise LegacyError(400, f"could not find package {first} for requested target",
@@ -290,7 +291,7 @@ def _image_request(svc: Services, raw: bytes, base_url: str, client: str | None)
         raise LegacyError(503, OverloadedError(len(svc.queue)).detail)
     view = svc.queue.enqueue(
         build.digest,
-        build.request.model_dump(mode="json"),
+        job_data(build.request, svc),
         result_ttl=result_ttl(build.request, svc),
         failure_ttl=svc.settings.build_failure_ttl,
         job_timeout=svc.settings.job_timeout,

@@ -13,7 +13,7 @@ the mirror lacks it, as upstream).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -25,6 +25,7 @@ from firmforge.api._json import JSONMemo, app_services, json_response
 from firmforge.api._services import Services
 from firmforge.catalog import Catalog, branch_of
 from firmforge.config import BRANCH_OFF_REVISIONS, PACKAGE_CHANGES, PackageChange, Settings
+from firmforge.distributions import Distribution
 from firmforge.errors import FirmforgeError
 from firmforge.signing import public_key
 
@@ -48,8 +49,10 @@ class Overview:
         changes: Sequence[PackageChange] = PACKAGE_CHANGES,
         branch_off: Mapping[str, int] = BRANCH_OFF_REVISIONS,
         derived: dict[tuple[str, str], int] | None = None,
+        distributions: Iterable[Distribution] = (),
     ) -> None:
         self.catalog = catalog
+        self.distributions = list(distributions)
         self.settings = settings
         self.changes = changes
         self.branch_off = branch_off
@@ -71,6 +74,8 @@ class Overview:
             "latest": self.catalog.latest,
             "branches": self.branches(),
             "upstream_url": settings.upstream_url.rstrip("/"),
+            # what `distro` may be: OpenWrt and those built on it (firmforge's addition)
+            "distributions": [d.as_json() for d in self.distributions],
             "server": {
                 "version": __version__,
                 # no contact setting yet: read it once one exists
@@ -166,7 +171,8 @@ def make_router() -> APIRouter:
     derived: dict[tuple[str, str], int] = {}
 
     def overview(svc: Services) -> Overview:
-        return Overview(svc.catalog, svc.settings, derived=derived)
+        return Overview(svc.catalog, svc.settings, derived=derived,
+                        distributions=svc.distributions)
 
     @router.get("/json/v1/overview.json", response_model=None)
     async def overview_json(svc: Annotated[Services, Depends(app_services)]) -> Response:

@@ -69,7 +69,8 @@ class ReportRequest(BaseModel):
     request_hash: Annotated[
         str, StringConstraints(pattern=r"^[0-9A-Za-z]+$", max_length=64)
     ] | None = Field(None, description="Hash of the build the image came from.")
-    distro: Name = Field("openwrt", description="Distribution, `openwrt`.")
+    distro: Name = Field("openwrt", description="Distribution: `openwrt`, or another the "
+                         "server offers (overview `distributions`).")
     version: Name | None = Field(None, description="Release running now, e.g. `24.10.5`.")
     target: Annotated[str, StringConstraints(pattern=TARGET, max_length=128)] | None = Field(
         None, description="Target/subtarget, e.g. `ath79/generic`."
@@ -185,13 +186,12 @@ def _release(report: ReportRequest, svc: Services) -> tuple[str, str, str, str]:
         return record.distro, record.version, record.target, record.profile
     if not (report.version and report.target and report.profile):  # the model checks this
         raise UnsupportedError("give version, target and profile")
-    if report.distro != "openwrt":
-        raise UnsupportedError(f"Unsupported distro: {report.distro}")
+    distribution = svc.distributions.get(report.distro)
+    distribution.check_version(report.version)
     catalog = svc.catalog
-    catalog.check_version(report.version)
     catalog.check_target(report.version, report.target)
     profile = catalog.resolve_profile(report.version, report.target, report.profile)
-    return report.distro, report.version, report.target, profile
+    return distribution.name, report.version, report.target, profile
 
 
 def _counts_json(counts: ReportCounts, settings: Settings) -> dict[str, Any]:

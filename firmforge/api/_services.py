@@ -10,6 +10,7 @@ from firmforge.api._hits import FinishedResponses
 from firmforge.catalog import Catalog
 from firmforge.config import Settings
 from firmforge.db import Database
+from firmforge.distributions import Distributions
 from firmforge.downloads import DownloadCounter
 from firmforge.queue import BuildQueue
 from firmforge.request import BuildRequest
@@ -29,9 +30,15 @@ class Services:
     finished: FinishedResponses = field(default_factory=FinishedResponses)
     downloads: DownloadCounter = field(init=False)
     """Counts ``/store`` downloads in memory; ``server.running`` starts and stops its flusher."""
+    distributions: Distributions = field(init=False)
+    """OpenWrt and the distributions built on it; ``catalog`` is OpenWrt's and theirs."""
 
     def __post_init__(self) -> None:
         self.downloads = DownloadCounter(self.database)
+        self.distributions = Distributions(
+            self.settings.distribution_configs, self.catalog, self.catalog.upstream.client,
+            refresh_interval=self.settings.catalog_refresh_interval,
+        )
 
 
 def services(request: Request) -> Services:

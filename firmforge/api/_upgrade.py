@@ -32,8 +32,9 @@ from firmforge.api._hits import render_json
 from firmforge.api._json import DEFAULT_MEMO_TTL, app_services, json_response
 from firmforge.api._reports import ReportChannels, report_channels
 from firmforge.api._services import Services
-from firmforge.catalog import Catalog, branch_of
-from firmforge.errors import FirmforgeError, UnsupportedError
+from firmforge.catalog import branch_of
+from firmforge.distributions import Distribution
+from firmforge.errors import FirmforgeError
 from firmforge.request import PKG_VERSION, STRING, TARGET
 from firmforge.versions import is_newer, release_key
 
@@ -54,7 +55,8 @@ class UpgradeCheckRequest(BaseModel):
 
     model_config = ConfigDict(extra="ignore")
 
-    distro: Name = Field("openwrt", description="Distribution, `openwrt`.")
+    distro: Name = Field("openwrt", description="Distribution: `openwrt`, or another the "
+                         "server offers (overview `distributions`).")
     version: Name = Field(description="The router's release, e.g. `24.10.4`.")
     target: Annotated[str, StringConstraints(pattern=TARGET)] = Field(
         description="Target/subtarget, e.g. `ath79/generic`."
@@ -104,23 +106,26 @@ class _Context:
 
 
 class UpgradeCheck:
-    """Upgrade checks against one catalog."""
+    """Upgrade checks against one distribution: its branches of the catalog, its feeds."""
 
-    def __init__(self, catalog: Catalog) -> None:
-        self.catalog = catalog
+    def __init__(self, distribution: Distribution) -> None:
+        self.distribution = distribution
+        self.catalog = distribution.catalog
 
     def context(self, version: str, target: str) -> _Context:
         """Validate version and target (upstream's 400s) and read what checks need."""
         catalog = self.catalog
+        self.distribution.check_version(version)
         catalog.check_target(version, target)
         index = catalog.package_index(version, target)
+        own = self.distribution.feed_index(version, target)
         upgrade, stable = self.offers(version, target)
         return _Context(
             version=version,
             branch=branch_of(version),
             target=target,
-            feed=dict(index.versions),
-            stripped=dict(index.stripped),
+            feed={**index.versions, **own.versions},
+            stripped={**index.stripped, **own.stripped},
             upgrade=upgrade,
             stable=stable,
         )
@@ -138,7 +143,7 @@ class UpgradeCheck:
         with_rc = "-rc" in version
         candidates = [
             v
-            for v in self.catalog.versions
+            for v in self.distribution.versions
             if not v.endswith("SNAPSHOT")
             and (with_rc or "-rc" not in v)
             and release_key(v) > current
@@ -211,10 +216,10 @@ class _Contexts:
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.ttl = ttl
         self._clock = clock
-        self._entries: dict[tuple[str, str], tuple[float, _Context]] = {}
+        self._entries: dict[tuple[str, str, str], tuple[float, _Context]] = {}
 
     async def get(self, check: UpgradeCheck, version: str, target: str) -> _Context:
-        key = (version, target)
+        key = (check.distribution.name, version, target)
         entry = self._entries.get(key)
         if entry is not None and entry[0] > self._clock():
             return entry[1]
@@ -262,9 +267,7 @@ def make_router() -> APIRouter:
         `up_to_date`. An unsupported distro, version, target or profile is a 400 with
         upstream's `detail` text.
         """
-        if request.distro != "openwrt":
-            raise UnsupportedError(f"Unsupported distro: {request.distro}")
-        check = UpgradeCheck(svc.catalog)
+        check = UpgradeCheck(svc.distributions.get(request.distro))
         context = await contexts.get(check, request.version, request.target)
         profile = await _profile(check, context, request.profile)
         offered = [offer.version for offer in (context.upgrade, context.stable) if offer]

@@ -31,8 +31,10 @@ class _MirrorRequestHandler(SimpleHTTPRequestHandler):
 
 def make_mirror_server(root: Path, host: str, port: int) -> ThreadingHTTPServer:
     """A server for ``root`` bound to ``host:port`` (port 0 picks a free one)."""
-    if not (root / ".versions.json").is_file():
-        raise FileNotFoundError(f"{root} holds no mirror (no .versions.json)")
+    # a release mirror, or the LibreMesh flavour's feed host
+    if not (root / ".versions.json").is_file() and not (root / "master").is_dir():
+        raise FileNotFoundError(
+            f"{root} holds no mirror (no .versions.json) and no feed host (no master/)")
     handler = functools.partial(_MirrorRequestHandler, directory=str(root))
     server = ThreadingHTTPServer((host, port), handler)
     server.daemon_threads = True

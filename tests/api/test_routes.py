@@ -37,7 +37,7 @@ def test_overview_shape(client: TestClient, settings: Settings) -> None:
     assert response.status_code == 200
     assert response.headers["content-type"] == "application/json"
     body = response.json()
-    assert list(body) == ["latest", "branches", "upstream_url", "server"]
+    assert list(body) == ["latest", "branches", "upstream_url", "distributions", "server"]
     assert body["latest"] == ["24.10.5", "23.05.5"]
     assert body["upstream_url"] == settings.upstream_url
     assert body["server"] == {
@@ -50,6 +50,10 @@ def test_overview_shape(client: TestClient, settings: Settings) -> None:
         "signing_key_fingerprint": None,  # no key: this app was made without `running()`
     }
     assert list(body["branches"]) == ["24.10", "23.05"]  # newest branch first
+    assert body["distributions"] == [{  # only OpenWrt unless more are configured
+        "name": "openwrt", "title": "OpenWrt", "versions": ["24.10.5", "24.10.4", "23.05.5"],
+        "latest": ["24.10.5", "23.05.5"], "branches": ["24.10", "23.05"],
+        "default_packages": [], "feeds": []}]
 
 
 def test_overview_publishes_the_configured_limits(client: TestClient) -> None:

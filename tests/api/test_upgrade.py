@@ -13,6 +13,8 @@ from fastapi.testclient import TestClient
 
 from firmforge.api._upgrade import UpgradeCheck
 from firmforge.catalog import Catalog
+from firmforge.config import DistributionConfig
+from firmforge.distributions import Distribution
 from firmforge.errors import UnsupportedError
 
 TARGET, PROFILE = "ath79/generic", "tplink_archer-c7-v5"
@@ -177,7 +179,8 @@ class _FakeCatalog:
 
 
 def _offers(targets: dict[str, list[str]], version: str) -> tuple[str | None, str | None]:
-    check = UpgradeCheck(_FakeCatalog(targets))  # type: ignore[arg-type]
+    openwrt = Distribution(DistributionConfig(name="openwrt"), _FakeCatalog(targets))  # type: ignore[arg-type]
+    check = UpgradeCheck(openwrt)
     upgrade, stable = check.offers(version, TARGET)
     return (upgrade.version if upgrade else None, stable.version if stable else None)
 

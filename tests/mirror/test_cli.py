@@ -110,3 +110,16 @@ def test_serve_refuses_a_directory_without_a_mirror(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "no mirror" in result.stderr
+
+
+def test_generate_the_libremesh_flavour(tmp_path: Path) -> None:
+    out = tmp_path / "libremesh"
+    result = subprocess.run(
+        [*FIRMFORGE, "mirror", "generate", str(out), "--flavour", "libremesh"],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"public key: {tmp_path / 'libremesh.pub'}" in result.stdout
+    assert (out / "master/openwrt-24.10/mips_24kc/Packages.sig").is_file()
+    assert (out / "profiles/openwrt-23.05/x86_64/Packages").is_file()
+    assert not (out / ".versions.json").exists()  # a feed host, not a release mirror
