@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from firmforge import __version__
+from firmforge.client.cli import app as client_app
 
 app = typer.Typer(
     help="firmforge: image-on-demand firmware server for OpenWrt-based distributions.",
@@ -23,6 +24,7 @@ mirror_app = typer.Typer(
     no_args_is_help=True,
 )
 app.add_typer(mirror_app, name="mirror")
+app.add_typer(client_app, name="client")
 
 console = Console(stderr=True, soft_wrap=True)
 

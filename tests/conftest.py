@@ -47,12 +47,17 @@ class MirrorFixture:
         return self.target_dir(version, target) / imagebuilder_name(release, target_spec)
 
 
+# What the mirror is made from: the generator and IB runtime, and the modules they ship or use.
+_MIRROR_SOURCES = ("mirror", "usign.py", "fwtool.py")
+
+
 def _source_digest() -> str:
     """Regenerate the cached mirror whenever the generator or the IB runtime changes."""
     package = Path(firmforge.__file__).parent
     digest = hashlib.sha256()
     for path in sorted(package.rglob("*")):
-        if path.is_file() and "__pycache__" not in path.parts:
+        if (path.is_file() and "__pycache__" not in path.parts
+                and path.relative_to(package).parts[0] in _MIRROR_SOURCES):
             digest.update(path.relative_to(package).as_posix().encode())
             digest.update(path.read_bytes())
     return digest.hexdigest()[:16]
