@@ -16,14 +16,27 @@ from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+from fastapi.testclient import TestClient
 
+from firmforge.api import create_app
+from firmforge.config import Settings
 from firmforge.mirror import make_mirror_server
+from firmforge.server import make_services
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+@contextmanager
+def app_client(settings: Settings) -> Iterator[TestClient]:
+    """The app in process on an emptied Redis (``settings.redis_url``), without workers."""
+    services = make_services(settings, str(settings.redis_url))
+    services.queue.redis.flushdb()
+    with TestClient(create_app(services)) as client:
+        yield client
 
 
 @contextmanager

@@ -15,16 +15,14 @@ import pytest
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
-from firmforge.api import create_app
 from firmforge.config import DistributionConfig, Settings
 from firmforge.db import Database
 from firmforge.distributions import JOB_KEY, BuildAdditions, merge_packages
 from firmforge.mirror._libremesh import DEFAULT_PACKAGES
 from firmforge.request import BuildRequest
-from firmforge.server import make_services
 from firmforge.usign import SecretKey
 from tests.conftest import LibremeshFeed, MirrorFixture
-from tests.server_fixtures import mirror_over_http, serve_directory
+from tests.server_fixtures import app_client, mirror_over_http, serve_directory
 
 DEVICE = {"version": "24.10.5", "target": "ath79/generic", "profile": "tplink,archer-c7-v5"}
 
@@ -116,9 +114,7 @@ def settings(mirror: MirrorFixture, libremesh_feed: LibremeshFeed, redis_url: st
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    services = make_services(settings, str(settings.redis_url))
-    services.queue.redis.flushdb()
-    with TestClient(create_app(services)) as test_client:
+    with app_client(settings) as test_client:
         yield test_client
 
 
@@ -210,9 +206,7 @@ def test_a_feed_signed_by_another_key_is_refused_clearly(
             redis_url=redis_url, workers=0,
             distributions=[libremesh_feed.distribution(feed_url, keys=[str(stranger)])])
         Database(settings.effective_database_url).migrate()
-        services = make_services(settings, redis_url)
-        services.queue.redis.flushdb()
-        with TestClient(create_app(services)) as client:
+        with app_client(settings) as client:
             response = client.post("/api/v1/build", json={
                 **DEVICE, "distro": "libremesh", "packages": ["lime-docs"]})
     assert response.status_code == 502, response.text  # the feed host, not the request, is bad

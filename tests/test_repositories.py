@@ -20,7 +20,6 @@ from cryptography.hazmat.primitives.serialization import (
 )
 from fastapi.testclient import TestClient
 
-from firmforge.api import create_app
 from firmforge.config import Settings
 from firmforge.db import Database
 from firmforge.errors import BuildError, RequestError
@@ -38,10 +37,9 @@ from firmforge.repositories import (
     render_opkg_repositories,
     repository_allowed,
 )
-from firmforge.server import make_services
 from firmforge.usign import PublicKey, SecretKey
 from tests.conftest import MirrorFixture
-from tests.server_fixtures import mirror_over_http, serve_directory
+from tests.server_fixtures import app_client, mirror_over_http, serve_directory
 
 # --- helpers shared with the end-to-end test --------------------------------------------------
 
@@ -555,9 +553,7 @@ def settings(
 
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
-    services = make_services(settings, str(settings.redis_url))
-    services.queue.redis.flushdb()
-    with TestClient(create_app(services)) as test_client:
+    with app_client(settings) as test_client:
         yield test_client
 
 

@@ -7,12 +7,10 @@ from collections.abc import Iterator
 import pytest
 from fastapi.testclient import TestClient
 
-from firmforge.api import create_app
 from firmforge.config import Settings
 from firmforge.db import Database
-from firmforge.server import make_services
 from tests.conftest import MirrorFixture
-from tests.server_fixtures import mirror_over_http
+from tests.server_fixtures import app_client, mirror_over_http
 
 
 @pytest.fixture(scope="module")
@@ -30,7 +28,5 @@ def settings(
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """A fresh app on an emptied Redis for each test."""
-    services = make_services(settings, str(settings.redis_url))
-    services.queue.redis.flushdb()
-    with TestClient(create_app(services)) as test_client:
+    with app_client(settings) as test_client:
         yield test_client

@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.clients.conftest import installed_packages
 from tests.conftest import MirrorFixture
 
 ROOTS = Path(__file__).parent / "roots"
@@ -26,7 +27,6 @@ _BIN = Path(sys.executable).parent / "firmforge"
 FIRMFORGE = [str(_BIN)] if _BIN.exists() else [sys.executable, "-m", "firmforge"]
 
 # ``default_packages`` lists the virtual name; the device's opkg status holds the provider
-INSTALLED_NAME = {"nftables": "nftables-json"}
 # routes upstream ASU does not have
 FIRMFORGE_ONLY = ("/api/v1/upgrade-check", "/api/v1/key")
 
@@ -112,16 +112,9 @@ def write_device_root(mirror: MirrorFixture, destination: Path, *, version: str,
     installed ``extra``: 24.10-style opkg status (``ok`` flags, deps ``Auto-Installed``).
     ``older`` sets installed versions (to make package updates)."""
     profiles = json.loads((mirror.target_dir(version, target) / "profiles.json").read_text())
-    wanted: dict[str, None] = {}
-    for name in [*profiles["default_packages"],
-                 *profiles["profiles"][profile].get("device_packages", [])]:
-        if name.startswith("-"):
-            wanted.pop(name[1:], None)
-        else:
-            wanted[INSTALLED_NAME.get(name, name)] = None
     index = _packages(mirror, version, target)
     stanzas = []
-    for name in [*wanted, *extra]:
+    for name in dict.fromkeys([*installed_packages(profiles, profile), *extra]):
         # libc and libgcc ship inside the ImageBuilder, not in the indexes
         fields = index.get(name, {"Package": name, "Version": "1.2.5-r4"})
         lines = [f"Package: {fields['Package']}"]
