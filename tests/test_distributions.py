@@ -212,3 +212,15 @@ def test_a_feed_signed_by_another_key_is_refused_clearly(
     assert response.status_code == 502, response.text  # the feed host, not the request, is bad
     detail = response.json()["detail"]
     assert isinstance(detail, str) and "No trusted key" in detail and "Packages.sig" in detail
+
+
+def test_seed_era_update_request_names_the_distribution(client: TestClient) -> None:
+    answer = client.post("/update-request", json={
+        "distro": "LibreMesh", "version": "24.10.4", "target": "ath79", "subtarget": "generic",
+        "packages": {"lime-system": "2024.1-r4"}})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["version"] == "24.10.5"
+    unknown = client.post("/update-request", json={
+        "distro": "lime", "version": "24.10.4", "target": "ath79", "subtarget": "generic"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"] == "unknown distribution lime"
