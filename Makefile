@@ -5,6 +5,8 @@ BIN := $(VENV)/bin
 DEMO_DIR := .demo
 MIRROR_PORT ?= 8001
 FEED_PORT ?= 8002
+# The pages' chart library: fetched from the npm registry, pinned and integrity-checked.
+VENDOR := firmforge/web/static/vendor/.installed.json
 
 .PHONY: test lint demo run bench clean
 
@@ -14,10 +16,14 @@ $(BIN)/.installed: pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $@
 
+$(VENDOR): $(BIN)/.installed firmforge/web/vendor.py
+	$(BIN)/python -m firmforge.web.vendor
+	touch $@
+
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 
-test: lint
+test: lint $(VENDOR)
 	$(BIN)/pytest -n 2
 
 # Offline demo: the synthetic mirror on 127.0.0.1:$(MIRROR_PORT), the LibreMesh feed host on
@@ -30,7 +36,7 @@ DEMO_DISTRIBUTIONS = [{"name": "libremesh", "title": "LibreMesh", \
 	"libremesh_profiles": "profiles/openwrt-{branch}/{arch}"}, \
 	"packages": ["lime-system", "lime-proto-babeld", "lime-proto-batadv", "lime-proto-anygw", \
 	"lime-hwd-openwrt-wan", "lime-app", "shared-state", "-dnsmasq", "-odhcpd-ipv6only"]}]
-demo: $(BIN)/.installed
+demo: $(BIN)/.installed $(VENDOR)
 	test -f $(DEMO_DIR)/mirror/.versions.json || $(BIN)/firmforge mirror generate $(DEMO_DIR)/mirror
 	test -f $(DEMO_DIR)/libremesh.pub || \
 		$(BIN)/firmforge mirror generate $(DEMO_DIR)/libremesh --flavour libremesh
@@ -43,7 +49,7 @@ demo: $(BIN)/.installed
 
 # The same against the real downloads.openwrt.org (needs the internet). Pass trusted keys with
 # FIRMFORGE_UPSTREAM_KEY='["/path/key.pub"]' to have the mirror's signatures checked.
-run: $(BIN)/.installed
+run: $(BIN)/.installed $(VENDOR)
 	$(BIN)/firmforge serve --host 127.0.0.1 --port 8000 --data-dir .run-data \
 		--upstream-url https://downloads.openwrt.org
 

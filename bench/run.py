@@ -7,6 +7,8 @@
    percentiles at concurrency 1, 16 and 64, with ``wrk`` (Debian package ``wrk``).
 4. Upgrade checks: ``POST /api/v1/upgrade-check`` throughput for a device with
    ``UPGRADE_CHECK_PACKAGES`` installed packages at concurrency 16 (target: >= 1000 checks/s).
+5. Build farm (``bench/farm.py``): builds per minute for 12 distinct requests with 1, 2 and 4
+   local workers, and the scaling efficiency.
 
 Prints a table and writes ``bench/results.json``. Tests never assert on any of this.
 """
@@ -27,6 +29,7 @@ from typing import Any
 
 import httpx
 
+from bench.farm import bench_farm, print_farm
 from firmforge.mirror import generate_mirror
 from firmforge.request import BuildRequest, packages_hash, request_hash
 from tests.conftest import MirrorFixture, point_repositories_at, unpack_imagebuilder
@@ -202,6 +205,8 @@ def main() -> None:
             results["build_overhead"] = bench_overhead(mirror, url, client, scratch)
             results["cache_hits"] = bench_cache_hits(server.url, client, scratch)
             results["upgrade_check"] = bench_upgrade_check(server.url, client, scratch)
+        with mirror_over_http(mirror.root) as url:
+            results["farm"] = bench_farm(mirror, url, scratch)
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print_table(results)
 
@@ -223,6 +228,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"upgrade-check c{u['concurrency']:<11}{u['requests_per_second']:>10}{u['p50_ms']:>10}"
           f"{u['p99_ms']:>10}{u['non_2xx']:>9}  ({u['installed_packages']} packages, "
           f"{u['package_updates']} updates; target >= 1000 checks/s)")
+    print_farm(results["farm"])
     print(f"written to {RESULTS}")
 
 

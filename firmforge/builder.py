@@ -9,20 +9,21 @@ which stage failed and why.
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from rq import get_current_job
+from rq.timeouts import JobTimeoutException
 
-from firmforge.db import Database
 from firmforge.distributions import BuildAdditions
 from firmforge.errors import BuildError, FirmforgeError, ImageTooBigError
 from firmforge.imagebuilder import (
@@ -44,17 +45,40 @@ from firmforge.queue import Stage, set_failure, set_stage
 from firmforge.repositories import discard_new_downloads, feed_failure, install_repositories
 from firmforge.request import BuildRequest, packages_hash
 from firmforge.signing import sign_build
-from firmforge.store import LocalStore
+from firmforge.store import ArtifactStore
 from firmforge.upstream import ImageBuilderSource, Upstream
 from firmforge.usign import SecretKey
 
-__all__ = ["BuildContext", "build", "install_context", "run_build_job"]
+__all__ = [
+    "BuildContext",
+    "BuildRecords",
+    "archived_response",
+    "build",
+    "install_context",
+    "run_build_job",
+]
 
 log = logging.getLogger(__name__)
 
 ProgressCallback = Callable[[Stage], None]
 DEFAULTS_PATH = "etc/uci-defaults/99-asu-defaults"
+_DISK_FULL = "No space left on device"
 NO_ADDITIONS = BuildAdditions()
+
+
+class BuildRecords(Protocol):
+    """Where a worker writes its build records: ``firmforge.db.Database`` on the server's
+    side, the server's API for a remote worker (``firmforge.remote_worker``)."""
+
+    def record_queued(self, request_hash: str, request: dict[str, Any], distro: str,
+                      version: str, target: str, profile: str, packages: Sequence[str],
+                      enqueued_at: datetime | None = None) -> int: ...
+    def record_started(self, build_id: int, worker: str) -> None: ...
+    def record_stage(self, build_id: int, stage: str, seconds: float) -> None: ...
+    def record_done(self, build_id: int, *, manifest: dict[str, Any],
+                    images: list[dict[str, Any]], bin_dir: str, imagebuilder: dict[str, Any],
+                    build_cmd: Sequence[str]) -> None: ...
+    def record_failed(self, build_id: int, *, stage: str, detail: str) -> None: ...
 
 
 @dataclass
@@ -63,8 +87,8 @@ class BuildContext:
 
     upstream: Upstream
     cache: ImageBuilderCache
-    store: LocalStore
-    database: Database
+    store: ArtifactStore
+    database: BuildRecords
     stage_timeout: float
     worker_name: str = field(default_factory=socket.gethostname)
     # the server's key; None builds unsigned (only tests and tools that make no server)
@@ -116,8 +140,16 @@ def _check_versions(manifest: dict[str, str], wanted: dict[str, str]) -> None:
             )
 
 
+def _check_disk(result: MakeResult, stage: Stage) -> None:
+    """A full disk fails with a message that says so, not as a puzzling make error."""
+    if result.returncode != 0 and _DISK_FULL in result.stderr:
+        raise BuildError(f"The build host's disk is full (stage {stage.value}): {_DISK_FULL}",
+                         stage=stage.value, stdout=result.stdout, stderr=result.stderr)
+
+
 def _run(workdir: Path, args: list[str], ctx: BuildContext, stage: Stage) -> tuple[str, str]:
     result = run_make(workdir, args, timeout=ctx.stage_timeout, stage=stage.value)
+    _check_disk(result, stage)
     if result.returncode != 0:
         selection = package_selection_error(result.stderr, stage.value)
         if selection is not None:
@@ -189,7 +221,8 @@ def build(
             with clock.stage(Stage.SIGNING_IMAGES):
                 profiles = sign_build(bin_dir, ctx.signing_key)
         with clock.stage(Stage.STORING):
-            ctx.store.publish(request_hash, bin_dir)
+            # a remote worker's store is the server, which signs on arrival and says how
+            profiles = ctx.store.publish(request_hash, bin_dir) or profiles
         if request.repositories:  # files from extra feeds stay out of the shared download pool
             discard_new_downloads(workdir / "dl")
     response = _response(request, request_hash, profiles, manifest, command, packages, result)
@@ -245,6 +278,7 @@ def _image(
     workdir: Path, command: list[str], ctx: BuildContext, request: BuildRequest
 ) -> MakeResult:
     result = run_make(workdir, command, timeout=ctx.stage_timeout, stage="building_image")
+    _check_disk(result, Stage.BUILDING_IMAGE)
     if image_too_big(result.stderr):
         raise ImageTooBigError(
             stage=Stage.BUILDING_IMAGE, stdout=result.stdout, stderr=result.stderr
@@ -325,10 +359,27 @@ def _response(
     }
 
 
+def archived_response(
+    request_data: dict[str, Any],
+    request_hash: str,
+    profiles: dict[str, Any],
+    manifest: dict[str, str],
+    command: list[str],
+) -> dict[str, Any]:
+    """The 200 body of a finished build from its build record and its stored ``profiles.json``
+    (for when Redis lost the job): the same body, without ``make``'s output."""
+    packages = next((arg.removeprefix("PACKAGES=").split() for arg in command
+                     if arg.startswith("PACKAGES=")), [])
+    request = BuildRequest.model_validate(request_data)
+    return _response(request, request_hash, profiles, manifest, command, packages,
+                     MakeResult(returncode=0, stdout="", stderr="", seconds=0.0))
+
+
 def _record_failure(
     ctx: BuildContext, job: Any, record_id: int, request_hash: str, error: Exception, at: Stage
 ) -> None:
     """Tell the client which stage failed and why, in the job and in the build record."""
+    error = _explained(error, at, job.timeout if job is not None else None)
     if isinstance(error, FirmforgeError):
         detail = error.detail
         stage = getattr(error, "stage", "") or at.value
@@ -346,6 +397,17 @@ def _record_failure(
         set_failure(job, failure)
     ctx.database.record_failed(record_id, stage=str(stage), detail=detail)
     log.info("build %s failed at %s: %s", request_hash, stage, detail)
+
+
+def _explained(error: Exception, at: Stage, timeout: float | None) -> Exception:
+    """The build host's own limits said plainly: out of time, out of disk."""
+    if isinstance(error, JobTimeoutException):
+        return BuildError(f"The build took longer than its limit of {timeout or 0:.0f} s and "
+                          f"was stopped in stage {at.value}", stage=at.value)
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return BuildError(f"The build host's disk is full (stage {at.value}): {error}",
+                          stage=at.value)
+    return error
 
 
 _CONTEXT: BuildContext | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -13,6 +13,9 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from firmforge import __version__
 from firmforge.client.cli import app as client_app
+
+if TYPE_CHECKING:
+    from firmforge.worker_tokens import WorkerTokens
 
 app = typer.Typer(
     help="firmforge: image-on-demand firmware server for OpenWrt-based distributions.",
@@ -190,6 +193,114 @@ def serve_command(
             raise typer.Exit(2)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     serve(settings)
+
+
+@app.command("worker")
+def worker_command(
+    redis_url: Annotated[str, typer.Option(help="The farm's Redis/Valkey (the server's).")],
+    server_url: Annotated[str, typer.Option(help="The API server, e.g. http://build:8000.")],
+    token: Annotated[str, typer.Option(envvar="FIRMFORGE_WORKER_TOKEN",
+                                       help="This worker's token (`firmforge worker-token "
+                                       "create`); also FIRMFORGE_WORKER_TOKEN.")],
+    cache_dir: Annotated[Path, typer.Option(help="ImageBuilder cache of this host.")] = Path(
+        "firmforge-worker-cache"),
+    max_cache_gb: Annotated[float, typer.Option(help="Disk budget of the cache, GiB.")] = 20.0,
+    concurrency: Annotated[int, typer.Option(min=1, max=64,
+                                             help="Builds at once (processes).")] = 1,
+) -> None:
+    """Run build workers on this host for a firmforge server (distributed mode)."""
+    import logging
+    import signal
+    import threading
+
+    from redis.exceptions import RedisError
+
+    from firmforge.remote_worker import (
+        RemoteOptions,
+        ServerRefusedError,
+        check_server,
+        run_remote_worker,
+    )
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    options = RemoteOptions(redis_url=redis_url, server_url=server_url, token=token,
+                            cache_dir=cache_dir, max_cache_gb=max_cache_gb,
+                            concurrency=concurrency)
+    try:
+        config = check_server(options)
+    except (ServerRefusedError, ConnectionError) as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    console.print(f"building for {server_url} from {config['upstream_url']} "
+                  f"({concurrency} at once, cache {cache_dir})")
+    stopping = threading.Event()
+    for signal_number in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signal_number, lambda _signum, _frame: stopping.set())
+    try:
+        run_remote_worker(options, stopping.wait)
+    except RedisError as exc:
+        console.print(f"[red]error:[/red] Redis at {redis_url}: {exc}")
+        raise typer.Exit(2) from exc
+
+
+token_app = typer.Typer(help="Tokens of remote build workers (stored as SHA-256 only).",
+                        no_args_is_help=True)
+app.add_typer(token_app, name="worker-token")
+
+_DataDir = Annotated[Path | None, typer.Option(help="The server's data dir (SQLite).")]
+_DatabaseUrl = Annotated[str | None, typer.Option(help="The server's database URL.")]
+
+
+def _tokens(data_dir: Path | None, database_url: str | None) -> WorkerTokens:
+    from firmforge.config import Settings
+    from firmforge.db import Database
+    from firmforge.worker_tokens import WorkerTokens
+
+    flags = {"data_dir": data_dir, "database_url": database_url}
+    settings = Settings(**{k: v for k, v in flags.items() if v is not None})
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    database = Database(settings.effective_database_url)
+    database.migrate()
+    return WorkerTokens(database)
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Argument(help="A name for the worker (host) it is for.")],
+    data_dir: _DataDir = None,
+    database_url: _DatabaseUrl = None,
+) -> None:
+    """Make a token and print it (once: only its hash is kept)."""
+    tokens = _tokens(data_dir, database_url)
+    try:
+        typer.echo(tokens.create(name))
+    except ValueError as exc:
+        console.print(f"[red]error:[/red] {exc}")
+        raise typer.Exit(2) from exc
+
+
+@token_app.command("list")
+def token_list(data_dir: _DataDir = None, database_url: _DatabaseUrl = None) -> None:
+    """List the tokens: name, made, last used, revoked."""
+    tokens = _tokens(data_dir, database_url)
+    for info in tokens.list():
+        used = info.last_used_at.isoformat() if info.last_used_at else "never used"
+        state = f"revoked {info.revoked_at.isoformat()}" if info.revoked_at else "live"
+        typer.echo(f"{info.name}\t{info.created_at.isoformat()}\t{used}\t{state}")
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Argument(help="The token's name.")],
+    data_dir: _DataDir = None,
+    database_url: _DatabaseUrl = None,
+) -> None:
+    """Revoke a token: its worker's next call is refused."""
+    tokens = _tokens(data_dir, database_url)
+    if not tokens.revoke(name):
+        console.print(f"[red]error:[/red] no live token named {name}")
+        raise typer.Exit(1)
+    typer.echo(f"revoked {name}")
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, SecretStr, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -200,6 +200,17 @@ class Settings(BaseSettings):
     job_timeout: int = Field(1800, description="Seconds a whole build may take.")
     stage_timeout: int = Field(900, description="Seconds one ImageBuilder command may take.")
     max_cache_gb: float = Field(20.0, description="Disk budget of the ImageBuilder cache, GiB.")
+    store_max_gb: float = Field(
+        50.0, gt=0, description="Disk budget of the store, GiB: over it the least downloaded "
+        "builds (the oldest first among equals) are removed.")
+    store_retention_days: float = Field(
+        30.0, gt=0, description="Days a build stays in the store at most.")
+    store_gc_interval: float = Field(
+        300.0, gt=0, description="Seconds between store collections; a build published or "
+        "served within this time is kept.")
+    admin_token: SecretStr | None = Field(
+        None, description="Bearer token of the admin API (`/api/v1/admin/...`); unset: the "
+        "admin API answers 403.")
     store_url: str | None = Field(
         None,
         description="Base URL of a file server or CDN that serves the store: `/store/...` then "
@@ -211,6 +222,20 @@ class Settings(BaseSettings):
         le=3600,
         description="Seconds between writes of the in-memory download counts to the database "
         "(the most a crash can lose; a clean shutdown writes everything).",
+    )
+    stats_flush_interval: float = Field(
+        5.0,
+        gt=0,
+        le=3600,
+        description="Seconds between writes of the in-memory build-request counts (requests, "
+        "cache hits, failures per day, for /stats) to the database.",
+    )
+    queue_sample_interval: float = Field(
+        60.0,
+        gt=0,
+        le=86400,
+        description="Seconds between samples of the queue length kept for /stats "
+        "(kept 90 days).",
     )
     report_rate_limit: int = Field(
         20,

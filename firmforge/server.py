@@ -20,18 +20,23 @@ from fastapi import FastAPI
 from redis import Redis
 
 from firmforge.api import Services, create_app
+from firmforge.api._farm import Farm
+from firmforge.build_archive import BuildArchive
 from firmforge.catalog import Catalog
 from firmforge.config import PACKAGE_RENAMES, Settings
 from firmforge.db import Database
 from firmforge.downloads import DownloadCounter
 from firmforge.embedded_redis import EmbeddedRedis
 from firmforge.queue import BuildQueue
+from firmforge.queue_sampler import start_queue_sampler
 from firmforge.request import request_model
 from firmforge.signing import SigningKeyError, ensure_key, load_key
+from firmforge.storage_gc import collect, download_totals
 from firmforge.store import LocalStore
 from firmforge.upstream import Upstream
 from firmforge.usign import SecretKey, read_public_key
 from firmforge.worker import LocalWorkers
+from firmforge.worker_tokens import WorkerTokens
 
 __all__ = ["Runtime", "make_services", "running", "serve"]
 
@@ -44,12 +49,14 @@ def make_services(settings: Settings, redis_url: str) -> Services:
         settings.upstream_url, [read_public_key(p) for p in settings.upstream_key], client
     )
     database = Database(settings.effective_database_url)
+    store = LocalStore(settings.store_dir)
     return Services(
         settings=settings,
-        queue=BuildQueue(Redis.from_url(redis_url)),
+        queue=BuildQueue(Redis.from_url(redis_url),
+                         archive=BuildArchive(database, store, settings)),
         catalog=Catalog(upstream, renames=PACKAGE_RENAMES,
                         refresh_interval=settings.catalog_refresh_interval),
-        store=LocalStore(settings.store_dir),
+        store=store,
         database=database,
         request_model=request_model(settings.max_defaults_length,
                                     settings.max_custom_rootfs_size_mb),
@@ -82,6 +89,36 @@ def _refresh_catalog(catalog: Catalog, interval: float, stop: threading.Event) -
                 _settle_heap()
         except Exception:  # the mirror may be down for a while; keep serving what we know
             log.exception("catalog refresh failed")
+
+
+def _maintain_queue(queue: BuildQueue, interval: float, stop: threading.Event) -> None:
+    """Re-queue the jobs of dead workers; hand jobs waiting for busy warm workers to idle
+    ones. Every API server runs this; the queue makes concurrent sweeps safe."""
+    while not stop.wait(interval):
+        try:
+            queue.recover_abandoned()
+            queue.rebalance()
+        except Exception:  # Redis restarting: sweep again when it is back
+            log.warning("queue maintenance failed", exc_info=True)
+
+
+def _forget(services: Services, request_hash: str) -> None:
+    """A collected build is built again on request, not answered with files that are gone."""
+    services.queue.forget(request_hash)
+    services.finished.discard(request_hash)
+
+
+def _collect_store(services: Services, stop: threading.Event) -> None:
+    settings = services.settings
+    while not stop.wait(settings.store_gc_interval):
+        try:
+            collect(services.store, max_bytes=int(settings.store_max_gb * 2**30),
+                    max_age=settings.store_retention_days * 86400,
+                    grace=settings.store_gc_interval,
+                    downloads=lambda: download_totals(services.database),
+                    on_removed=lambda bin_dir: _forget(services, bin_dir))
+        except Exception:  # a full disk or a database hiccup: collect again next time
+            log.exception("store collection failed")
 
 
 def _signing_key(settings: Settings) -> SecretKey:
@@ -120,12 +157,17 @@ def running(settings: Settings) -> Iterator[Runtime]:
             daemon=True,
         )
         refresher.start()
+        start_queue_sampler(services.queue, services.database, settings.queue_sample_interval, stop)
+        threading.Thread(target=_maintain_queue, args=(services.queue, 1.0, stop),
+                         daemon=True).start()
+        threading.Thread(target=_collect_store, args=(services, stop), daemon=True).start()
         try:
             services.catalog.maybe_refresh()  # load the release list before the first request
         except Exception:  # the mirror may be down at start; requests reload on a miss
             log.exception("could not read the mirror at start-up")
         _settle_heap()
-        yield Runtime(settings, redis_url, create_app(services), workers)
+        farm = Farm(WorkerTokens(services.database), signing_key=key, local_workers=workers)
+        yield Runtime(settings, redis_url, create_app(services, farm), workers)
     finally:
         stop.set()
         if downloads is not None:

@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -103,11 +103,16 @@ def firmforge_server(
     redis_url: str | None = None,
     database_url: str | None = None,
     extra_env: dict[str, str] | None = None,
+    host: str = "127.0.0.1",
+    wrap: Sequence[str] = (),
 ) -> Iterator[RunningServer]:
-    """``firmforge serve`` in a child process, stopped (and its workers) afterwards."""
+    """``firmforge serve`` in a child process, stopped (and its workers) afterwards.
+
+    ``wrap`` goes before the command (``ip netns exec NAME``); ``host`` is where it listens."""
     port = free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
-    args = [sys.executable, "-m", "firmforge", "serve", "--port", str(port),
+    args = [*wrap, sys.executable, "-m", "firmforge", "serve", "--host", host,
+            "--port", str(port),
             "--data-dir", str(data_dir), "--upstream-url", upstream_url,
             "--upstream-key", str(upstream_key), "--workers", str(workers)]
     if redis_url:
@@ -118,7 +123,7 @@ def firmforge_server(
     env = {**os.environ, **(extra_env or {})}
     with log.open("wb") as output:
         process = subprocess.Popen(args, stdout=output, stderr=subprocess.STDOUT, env=env)
-    url = f"http://127.0.0.1:{port}"
+    url = f"http://{host}:{port}"
     try:
         _wait_until_up(url, process, log)
         yield RunningServer(url=url, process=process, log=log, data_dir=data_dir)

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from firmforge.api._hits import render_json
 from firmforge.api._services import Services, services
+from firmforge.api._stats import record_new
 from firmforge.distributions import JOB_KEY
 from firmforge.errors import (
     DefaultsNotAllowedError,
@@ -144,6 +145,7 @@ def build_post(
         failure_ttl=svc.settings.build_failure_ttl,
         job_timeout=svc.settings.job_timeout,
     )
+    record_new(http_request, digest, request)  # a counter in memory, for /stats
     return job_response(view, svc)
 
 

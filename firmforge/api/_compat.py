@@ -28,6 +28,7 @@ KEEP_QUERY_PATHS: frozenset[str] = frozenset({
     "/api/v1/top-packages",
     "/api/v1/build-errors",
     "/api/v1/stats/downloads",
+    "/api/v1/stats/builds",
 })
 """Routes whose query parameters mean something (upstream's statistics routes, and
 firmforge's download statistics)."""

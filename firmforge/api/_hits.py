@@ -58,6 +58,11 @@ class FinishedResponses:
             self._entries.move_to_end(request_hash)
             return body
 
+    def discard(self, request_hash: str) -> None:
+        """Forget one answer (its files were collected from the store)."""
+        with self._lock:
+            self._entries.pop(request_hash, None)
+
     def put(self, request_hash: str, body: bytes) -> None:
         with self._lock:
             self._entries[request_hash] = (time.monotonic() + self.ttl, body)

@@ -205,7 +205,7 @@ def make_router() -> APIRouter:
 
     @router.get("/api/v1/stats", tags=["stats"], response_model=None)
     def stats(svc: Annotated[Services, Depends(app_services)]) -> Response:
-        """``{"queue_length": N}``: builds waiting for a worker."""
-        return json_response(render_json({"queue_length": len(svc.queue)}))
+        """``{"queue_length": N, ...}``: builds waiting, the workers' ImageBuilder cache hits."""
+        return json_response(render_json(svc.queue.stats()))
 
     return router

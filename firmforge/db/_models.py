@@ -22,7 +22,18 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "BuildRecord", "BuildStatus", "DownloadRow", "ReportRow", "UTCDateTime"]
+__all__ = [
+    "Base",
+    "BuildRecord",
+    "BuildRequestRow",
+    "BuildStatus",
+    "DownloadRow",
+    "PackageRequestRow",
+    "QueueSampleRow",
+    "ReportRow",
+    "UTCDateTime",
+    "WorkerTokenRow",
+]
 
 
 class BuildStatus(StrEnum):
@@ -177,3 +188,70 @@ class ReportRow(Base):
     def __repr__(self) -> str:
         release = f"{self.version} {self.target} {self.profile}"
         return f"<ReportRow id={self.id} {release} {self.outcome}>"
+
+
+class BuildRequestRow(Base):
+    """How many build requests for one hash had one ``outcome`` on one UTC day.
+
+    ``outcome`` is ``new`` (queued a build), ``cache_hit`` (answered by a finished build) or
+    ``failed`` (answered by a failed build). The release fields are copied in, as for
+    downloads, so statistics need no join.
+    """
+
+    __tablename__ = "build_requests"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16), primary_key=True)
+    distro: Mapped[str] = mapped_column(String(64))
+    version: Mapped[str] = mapped_column(String(64))
+    target: Mapped[str] = mapped_column(String(128))
+    profile: Mapped[str] = mapped_column(String(255))
+    requests: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        key = f"{self.day} {self.request_hash[:12]} {self.outcome}"
+        return f"<BuildRequestRow {key} {self.requests}>"
+
+
+class PackageRequestRow(Base):
+    """How many build requests on one UTC day added ``package`` to their device's defaults."""
+
+    __tablename__ = "build_request_packages"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    package: Mapped[str] = mapped_column(String(255), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<PackageRequestRow {self.day} {self.package} {self.requests}>"
+
+
+class QueueSampleRow(Base):
+    """The build queue's length at one moment (the sampler writes one every interval)."""
+
+    __tablename__ = "queue_samples"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    length: Mapped[int] = mapped_column(Integer)
+
+    def __repr__(self) -> str:
+        return f"<QueueSampleRow {self.sampled_at.isoformat()} {self.length}>"
+
+
+class WorkerTokenRow(Base):
+    """A remote build worker's credential. Only the token's SHA-256 is kept: a stolen database
+    lets nobody upload. A revoked token stays listed (who had access, until when)."""
+
+    __tablename__ = "worker_tokens"
+
+    id: Mapped[int] = mapped_column(primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    token_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime())
+
+    def __repr__(self) -> str:
+        return f"<WorkerTokenRow {self.name}{' revoked' if self.revoked_at else ''}>"

@@ -167,6 +167,21 @@ class ImageBuilderCache:
             entries=len(entries), bytes=sum(e.bytes for e in entries), hits=hits, misses=misses
         )
 
+    def warm(self) -> list[str]:
+        """``version/target`` of every complete entry: the builds this cache starts warm."""
+        keys = []
+        for meta_path in self.root.glob("*.json"):
+            stem = meta_path.name.removesuffix(".json")
+            meta = self._read_meta(stem)
+            if meta is not None and "target" in meta and (self.root / stem).is_dir():
+                keys.append(f"{meta['version']}/{meta['target']}")
+        return sorted(keys)
+
+    def counts(self) -> tuple[int, int]:
+        """``ensure`` hits and misses of this object so far (cheap, unlike ``stats``)."""
+        with self._counter_lock:
+            return self._hits, self._misses
+
     # -- install ----------------------------------------------------------------------------
 
     def _ensure(self, source: ImageBuilderSourceLike, *, count_hit: bool) -> Path:
@@ -207,6 +222,8 @@ class ImageBuilderCache:
                 "sha256": source.sha256.lower(),
                 "feeds_url": self.upstream_url,
                 "bytes": tree_bytes(top),
+                "version": source.version,  # what a build asks for: the farm's locality key
+                "target": source.target,
             }
             meta_tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
             top.rename(self.root / stem)

@@ -1,13 +1,24 @@
-"""Server-rendered HTML pages: Jinja2 templates shipped in the package, autoescaped."""
+"""Server-rendered HTML pages: Jinja2 templates shipped in the package, autoescaped.
+
+``static/`` holds the pages' stylesheet and scripts (served at ``/static``) and, in
+``static/vendor/``, the chart library that ``python -m firmforge.web.vendor`` installs.
+"""
 
 from __future__ import annotations
 
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from markupsafe import Markup
 
-__all__ = ["filesize", "render"]
+__all__ = ["CHART_SCRIPT", "STATIC_DIR", "STYLESHEET", "filesize", "render"]
+
+STATIC_DIR = Path(__file__).parent / "static"
+STYLESHEET = "firmforge.css"
+CHART_SCRIPT = "vendor/chart.umd.min.js"
+"""The chart library (Chart.js, UMD build), relative to ``STATIC_DIR``."""
 
 
 @cache
@@ -21,7 +32,15 @@ def _environment() -> Environment:
         lstrip_blocks=True,
     )
     environment.filters["filesize"] = filesize
+    environment.globals["inline_stylesheet"] = inline_stylesheet
     return environment
+
+
+@cache
+def inline_stylesheet() -> Markup:
+    """The stylesheet's text, for pages whose policy allows no stylesheet request (build
+    info); our own file, so it is trusted markup inside ``<style>``."""
+    return Markup((STATIC_DIR / STYLESHEET).read_text())  # noqa: S704
 
 
 def filesize(size: int) -> str:

@@ -279,10 +279,12 @@ def test_unknown_profile_is_an_empty_object_with_200(client: TestClient) -> None
 
 
 def test_stats_counts_the_queue(client: TestClient) -> None:
-    assert client.get("/api/v1/stats").json() == {"queue_length": 0}
+    assert client.get("/api/v1/stats").json() == {
+        "queue_length": 0, "imagebuilder_cache_hits": 0, "imagebuilder_cache_misses": 0,
+        "imagebuilder_cache_hit_rate": None}
     assert client.post("/api/v1/build", json={**VALID, "packages": ["htop"]}).status_code == 202
     assert client.post("/api/v1/build", json={**VALID, "packages": ["nano"]}).status_code == 202
-    assert client.get("/api/v1/stats").json() == {"queue_length": 2}
+    assert client.get("/api/v1/stats").json()["queue_length"] == 2
 
 
 # -- rendered documents in memory -------------------------------------------------------------

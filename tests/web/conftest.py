@@ -1,0 +1,144 @@
+"""Fixtures of the web tests: the app in process (pages, stats API), the databases of
+``tests/db`` (SQLite, and PostgreSQL when ``FIRMFORGE_TEST_DATABASE_URL`` is set), and for the
+browser tests a real ``firmforge serve`` on the synthetic mirror with Debian's Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from fastapi.testclient import TestClient
+
+from firmforge.api import create_app
+from firmforge.config import Settings
+from firmforge.db import Database
+from firmforge.server import make_services
+from tests.conftest import MirrorFixture
+from tests.db.conftest import clock, database_url, db  # noqa: F401 -- shared fixtures
+from tests.server_fixtures import RunningServer, firmforge_server, mirror_over_http
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                 "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
+VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
+
+
+@pytest.fixture(scope="module")
+def mirror_url(mirror: MirrorFixture) -> Iterator[str]:
+    with mirror_over_http(mirror.root) as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def settings(mirror: MirrorFixture, mirror_url: str, redis_url: str,
+             tmp_path_factory: pytest.TempPathFactory) -> Settings:
+    data_dir = tmp_path_factory.mktemp("web-data")
+    settings = Settings(data_dir=data_dir, upstream_url=mirror_url,
+                        upstream_key=[mirror.public_key], redis_url=redis_url, workers=0)
+    Database(settings.effective_database_url).migrate()
+    return settings
+
+
+@pytest.fixture
+def client(settings: Settings) -> Iterator[TestClient]:
+    """The app in process on an emptied Redis (no workers: builds stay queued)."""
+    services = make_services(settings, str(settings.redis_url))
+    services.queue.redis.flushdb()
+    with TestClient(create_app(services)) as test_client:
+        yield test_client
+
+
+@pytest.fixture(scope="module")
+def server(mirror: MirrorFixture, mirror_url: str,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
+    """``firmforge serve`` with one build worker; stopped (with its worker) afterwards."""
+    with firmforge_server(tmp_path_factory.mktemp("web-serve"), mirror_url, mirror.public_key,
+                          workers=1) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Headless Debian Chromium (Playwright never downloads a browser)."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
+    with sync_api.sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+class PageSession:
+    """One browser page on one viewport that may talk to ``origin`` only.
+
+    Every request is checked: one to anywhere else is aborted and reported; script errors
+    and console errors (a Content-Security-Policy violation is one) are collected too.
+    """
+
+    def __init__(self, context: Any, origin: str, viewport: str) -> None:
+        self.origin = origin
+        self.viewport = viewport
+        self.page = context.new_page()
+        self.foreign: list[str] = []
+        self.errors: list[str] = []
+        self.allowed: list[str] = []
+        self.page.on("pageerror", lambda error: self.errors.append(f"page error: {error}"))
+        self.page.on("console", lambda m: self.errors.append(f"console: {m.text}")
+                     if m.type == "error" else None)
+        context.route("**/*", self._route)
+
+    def _route(self, route: Any) -> None:
+        url = route.request.url
+        parts = urlsplit(url)
+        if f"{parts.scheme}://{parts.netloc}" == self.origin:
+            route.continue_()
+        else:
+            self.foreign.append(url)
+            route.abort()
+
+    def allow_http_error(self, status: int) -> None:
+        """An answer with ``status`` is expected (Chromium logs every 4xx/5xx as an error)."""
+        self.allowed.append(f"the server responded with a status of {status}")
+
+    def goto(self, path: str) -> Any:
+        return self.page.goto(self.origin + path)
+
+    def shot(self, name: str) -> Path:
+        ARTIFACTS.mkdir(parents=True, exist_ok=True)
+        path = ARTIFACTS / f"{self.viewport}-{name}.png"
+        self.page.screenshot(path=str(path), full_page=True)
+        return path
+
+    def check(self) -> None:
+        assert self.foreign == [], f"requests left the firmforge origin: {self.foreign}"
+        errors = [e for e in self.errors if not any(a in e for a in self.allowed)]
+        assert errors == [], errors
+
+
+@pytest.fixture
+def open_page(browser: Any, server: RunningServer) -> Any:
+    """``open_page(viewport)``: a context manager giving a checked ``PageSession``."""
+
+    @contextmanager
+    def opened(viewport: str = "desktop") -> Iterator[PageSession]:
+        context = browser.new_context(viewport=VIEWPORTS[viewport], accept_downloads=True)
+        session = PageSession(context, server.url, viewport)
+        try:
+            yield session
+        except Exception:
+            session.shot("failure")
+            raise
+        finally:
+            context.close()
+        session.check()
+
+    return opened
