@@ -23,7 +23,6 @@ Usage::
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Mapping
@@ -32,10 +31,10 @@ from typing import Any, NamedTuple
 
 from firmforge.db import Database
 from firmforge.db._stats import OUTCOMES, RequestCount, add_build_requests
+from firmforge.periodic_flush import PeriodicFlush
 
 __all__ = ["DEFAULT_FLUSH_INTERVAL", "Defaults", "Release", "RequestRecorder"]
 
-log = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL = 5.0
 """Seconds between writes of the counts to the database (the most a crash can lose)."""
@@ -88,8 +87,7 @@ class RequestRecorder:
         self._requests: OrderedDict[str, Mapping[str, Any]] = OrderedDict()
         self._flushing = threading.Lock()  # one flush at a time (thread, stats route, stop)
         self._releases: OrderedDict[str, Release] = OrderedDict()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = PeriodicFlush(self.flush, "build-request counts")
 
     def record(self, request_hash: str, outcome: str,
                request: Mapping[str, Any] | None = None) -> None:
@@ -143,33 +141,11 @@ class RequestRecorder:
 
     def start(self, interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
         """Flush every ``interval`` seconds in a daemon thread until ``stop``."""
-        if interval <= 0:
-            raise ValueError(f"interval must be positive, got {interval}")
-        if self._thread is not None:
-            raise RuntimeError("the request-stats flusher is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(interval,), name="request-stats-flusher", daemon=True
-        )
-        self._thread.start()
+        self._flusher.start(interval)
 
     def stop(self) -> None:
         """Stop the thread (if started) and write what is still counted."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        try:
-            self.flush()
-        except Exception:
-            log.exception("could not write %d build-request counts at shutdown", self.pending)
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.flush()
-            except Exception:  # the database may be away for a while; retry next time
-                log.exception("could not write build-request counts; keeping them")
+        self._flusher.stop()
 
     def _release(self, request_hash: str, request: Mapping[str, Any] | None) -> Release:
         """The release of ``request_hash``; found ones are remembered (LRU)."""

@@ -21,17 +21,16 @@ Usage::
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
 from datetime import UTC, date, datetime
 
 from firmforge.db import Database, DownloadCount
+from firmforge.periodic_flush import PeriodicFlush
 
 __all__ = ["DEFAULT_FLUSH_INTERVAL", "DownloadCounter"]
 
-log = logging.getLogger(__name__)
 
 DEFAULT_FLUSH_INTERVAL = 5.0
 """Seconds between writes of the counts to the database (the most a crash can lose)."""
@@ -57,8 +56,7 @@ class DownloadCounter:
         self._pending: Counter[tuple[date, str, str]] = Counter()
         self._flushing = threading.Lock()  # one flush at a time (thread, stats route, stop)
         self._releases: OrderedDict[str, _Release] = OrderedDict()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
+        self._flusher = PeriodicFlush(self.flush, "download counts")
 
     def count(self, bin_dir: str, name: str) -> None:
         """One download of ``bin_dir/name`` today; never touches the database."""
@@ -101,33 +99,11 @@ class DownloadCounter:
 
     def start(self, interval: float = DEFAULT_FLUSH_INTERVAL) -> None:
         """Flush every ``interval`` seconds in a daemon thread until ``stop``."""
-        if interval <= 0:
-            raise ValueError(f"interval must be positive, got {interval}")
-        if self._thread is not None:
-            raise RuntimeError("the download flusher is already running")
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._run, args=(interval,), name="download-flusher", daemon=True
-        )
-        self._thread.start()
+        self._flusher.start(interval)
 
     def stop(self) -> None:
         """Stop the thread (if started) and write what is still counted."""
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join()
-            self._thread = None
-        try:
-            self.flush()
-        except Exception:
-            log.exception("could not write %d download counts at shutdown", self.pending)
-
-    def _run(self, interval: float) -> None:
-        while not self._stop.wait(interval):
-            try:
-                self.flush()
-            except Exception:  # the database may be away for a while; retry next time
-                log.exception("could not write download counts; keeping them for the next try")
+        self._flusher.stop()
 
     def _release(self, bin_dir: str) -> _Release:
         """The release of the build in ``bin_dir``; found ones are remembered (LRU)."""

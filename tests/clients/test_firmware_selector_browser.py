@@ -26,6 +26,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from tests.browser import launch_chromium
 from tests.clients.conftest import sha256_hex
 from tests.conftest import MirrorFixture
 from tests.server_fixtures import RunningServer
@@ -34,11 +35,6 @@ pytestmark = pytest.mark.slow
 
 ENV = "FIRMFORGE_FIRMWARE_SELECTOR_DIR"
 SKIP_REASON = (f"set {ENV} to a checkout of openwrt/firmware-selector-openwrt-org to run")
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
 if not os.environ.get(ENV):  # before any session fixture (the server) is started for nothing
     pytest.skip(SKIP_REASON, allow_module_level=True)
 
@@ -120,15 +116,8 @@ def selector_site(
 @pytest.fixture(scope="module")
 def browser(selector_checkout: Path) -> Iterator[Any]:
     """Headless Debian Chromium."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 def _local_only(route: Any) -> None:

@@ -13,18 +13,13 @@ from urllib.parse import urlsplit
 import pytest
 from fastapi.testclient import TestClient
 
-from firmforge.api import create_app
 from firmforge.config import Settings
 from firmforge.db import Database
-from firmforge.server import make_services
+from tests.browser import launch_chromium
 from tests.conftest import MirrorFixture
 from tests.db.conftest import clock, database_url, db  # noqa: F401 -- shared fixtures
-from tests.server_fixtures import RunningServer, firmforge_server, mirror_over_http
+from tests.server_fixtures import RunningServer, app_client, firmforge_server, mirror_over_http
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                 "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
 
@@ -48,9 +43,7 @@ def settings(mirror: MirrorFixture, mirror_url: str, redis_url: str,
 @pytest.fixture
 def client(settings: Settings) -> Iterator[TestClient]:
     """The app in process on an emptied Redis (no workers: builds stay queued)."""
-    services = make_services(settings, str(settings.redis_url))
-    services.queue.redis.flushdb()
-    with TestClient(create_app(services)) as test_client:
+    with app_client(settings) as test_client:
         yield test_client
 
 
@@ -66,15 +59,8 @@ def server(mirror: MirrorFixture, mirror_url: str,
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Headless Debian Chromium (Playwright never downloads a browser)."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is missing (apt-get install chromium)")
-    with sync_api.sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            yield chromium
-        finally:
-            chromium.close()
+    with launch_chromium() as chromium:
+        yield chromium
 
 
 class PageSession:
