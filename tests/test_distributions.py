@@ -224,3 +224,24 @@ def test_seed_era_update_request_names_the_distribution(client: TestClient) -> N
         "distro": "lime", "version": "24.10.4", "target": "ath79", "subtarget": "generic"})
     assert unknown.status_code == 400
     assert unknown.json()["error"] == "unknown distribution lime"
+
+
+def test_the_distribution_feed_index_route(client: TestClient) -> None:
+    own = client.get("/api/v1/distributions/libremesh/24.10.5/ath79/generic/packages")
+    assert own.status_code == 200, own.text
+    body = own.json()
+    assert body["architecture"] == "mips_24kc"
+    assert body["packages"]["lime-system"] == "2024.1-r4"
+    assert "shared-state-async" in body["packages"] and "htop" not in body["packages"]
+    openwrt = client.get("/api/v1/distributions/openwrt/24.10.5/ath79/generic/packages")
+    assert openwrt.json()["packages"] == {}
+    for path, detail in [
+        ("/api/v1/distributions/freifunk/24.10.5/ath79/generic/packages",
+         "Unsupported distro: freifunk"),
+        ("/api/v1/distributions/libremesh/23.05.5/ath79/generic/packages",
+         "Unsupported branch: 23.05.5"),
+    ]:
+        refused = client.get(path)
+        assert refused.status_code == 400 and refused.json()["detail"] == detail
+    assert client.get("/api/v1/distributions/libremesh/24.10.5/nope/x/packages"
+                      ).status_code == 400

@@ -4,6 +4,7 @@
     GET /json/v1/{path}/packages/{arch}-index.json    {name: version}               (owut, auc)
     GET /json/v1/{path}/targets/{t}/{s}/{profile}.json  profile metadata or {}      (auc)
     GET /api/v1/revision/{version}/{t}/{s}            {"revision": version_code}    (LuCI)
+    GET /api/v1/distributions/{d}/{version}/{t}/{s}/packages  a distribution's own feeds (pages)
 
 ``{path}`` is ``snapshots`` or ``releases/<version>``, as in the mirror. Package names are
 those clients send (ABI suffix stripped) and the target index includes the kmods. Everything
@@ -99,6 +100,27 @@ def make_router() -> APIRouter:
                 raise NotFoundError(exc.detail) from exc
 
         return await memo.respond(("arch", path, arch), build)
+
+    @router.get("/api/v1/distributions/{distro}/{version}/{target}/{subtarget}/packages",
+                response_model=None)
+    async def distribution_index(
+        distro: str, version: str, target: str, subtarget: str,
+        svc: Annotated[Services, Depends(app_services)],
+    ) -> Response:
+        """The packages a distribution's own feeds add for a version and target (LibreMesh's
+        lime-* packages): ``{"architecture": arch, "packages": {name: version}}``; empty for
+        OpenWrt. 400 for an unknown distribution, version or target."""
+
+        def build() -> dict[str, Any]:
+            distribution = svc.distributions.get(distro)
+            distribution.check_version(version)
+            name = f"{target}/{subtarget}"
+            svc.catalog.check_target(version, name)
+            index = distribution.feed_index(version, name)
+            return {"architecture": svc.catalog.arch_of(version, name),
+                    "packages": index.versions}
+
+        return await memo.respond(("distribution", distro, version, target, subtarget), build)
 
     @router.get("/json/v1/{path:path}/targets/{target}/{subtarget}/{profile}.json",
                 response_model=None)

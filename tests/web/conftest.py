@@ -4,6 +4,7 @@ browser tests a real ``firmforge serve`` on the synthetic mirror with Debian's C
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,9 +17,15 @@ from fastapi.testclient import TestClient
 from firmforge.config import Settings
 from firmforge.db import Database
 from tests.browser import launch_chromium
-from tests.conftest import MirrorFixture
+from tests.conftest import LibremeshFeed, MirrorFixture
 from tests.db.conftest import clock, database_url, db  # noqa: F401 -- shared fixtures
-from tests.server_fixtures import RunningServer, app_client, firmforge_server, mirror_over_http
+from tests.server_fixtures import (
+    RunningServer,
+    app_client,
+    firmforge_server,
+    mirror_over_http,
+    serve_directory,
+)
 
 ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "web"
 VIEWPORTS = {"desktop": {"width": 1280, "height": 900}, "phone": {"width": 390, "height": 844}}
@@ -48,12 +55,16 @@ def client(settings: Settings) -> Iterator[TestClient]:
 
 
 @pytest.fixture(scope="module")
-def server(mirror: MirrorFixture, mirror_url: str,
+def server(mirror: MirrorFixture, mirror_url: str, libremesh_feed: LibremeshFeed,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningServer]:
-    """``firmforge serve`` with one build worker; stopped (with its worker) afterwards."""
-    with firmforge_server(tmp_path_factory.mktemp("web-serve"), mirror_url, mirror.public_key,
-                          workers=1) as running:
-        yield running
+    """``firmforge serve`` offering OpenWrt and LibreMesh, with one build worker; stopped
+    (with its worker) afterwards."""
+    with serve_directory(libremesh_feed.root) as feed_url:
+        distributions = json.dumps([libremesh_feed.distribution(feed_url)])
+        with firmforge_server(tmp_path_factory.mktemp("web-serve"), mirror_url,
+                              mirror.public_key, workers=1,
+                              extra_env={"FIRMFORGE_DISTRIBUTIONS": distributions}) as running:
+            yield running
 
 
 @pytest.fixture(scope="module")

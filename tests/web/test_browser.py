@@ -142,6 +142,29 @@ def test_a_build_from_the_request_page_to_the_download(
         session.shot("build-info")
 
 
+def test_a_libremesh_request_knows_its_defaults_and_lime_packages(
+    open_page: Any, server: RunningServer
+) -> None:
+    with open_page("desktop") as session:
+        page = session.page
+        session.goto("/request")
+        page.select_option("#distro", "libremesh")
+        _choose_device(page, "archer c7", "TP-Link Archer C7 v5")
+        defaults = page.eval_on_selector_all("#package-list li",
+                                             "n => n.map(e => e.dataset.package)")
+        assert "lime-system" in defaults and "lime-app" in defaults
+        assert "dnsmasq" not in defaults  # LibreMesh's defaults remove it
+        page.wait_for_function(  # the index, with the distribution's own feeds, is read
+            "() => document.getElementById('package-index-status').textContent"
+            ".startsWith('Suggestions')")
+        _add_packages(page, ["lime-docs", "lime-nope"])
+        known = page.locator("#package-list li[data-package='lime-docs']")
+        assert "unknown" not in (known.get_attribute("class") or "")
+        unknown = page.locator("#package-list li[data-package='lime-nope']")
+        assert "unknown" in (unknown.get_attribute("class") or "")
+        session.shot("request-libremesh")
+
+
 @viewports
 def test_a_failed_build_is_shown_readably(open_page: Any, viewport: str) -> None:
     with open_page(viewport) as session:

@@ -201,6 +201,14 @@ async function loadIndex(path, target, index) {
     const arch = index.body.architecture;
     const feeds = await requestJSON(`/json/v1/${path}/packages/${encodeURIComponent(arch)}-index.json`);
     if (feeds.ok && feeds.body) Object.keys(feeds.body).forEach((name) => known.add(name));
+    if (distroSelect.value !== "openwrt") { // the distribution's own feeds (lime-* packages)
+      const version = encodeURIComponent(versionSelect.value);
+      const own = await requestJSON(
+        `/api/v1/distributions/${encodeURIComponent(distroSelect.value)}/${version}/${target}/packages`);
+      if (own.ok && own.body && own.body.packages) {
+        Object.keys(own.body.packages).forEach((name) => known.add(name));
+      }
+    }
   }
   if (state.device?.target !== target) return;
   state.known = known.size ? known : null;
@@ -287,7 +295,7 @@ function formProblems() {
   const problems = [];
   if (!state.device) problems.push("choose a device");
   const bad = state.added.filter((name) => problemOf(name));
-  if (bad.length && distroSelect.value === "openwrt") {
+  if (bad.length) {
     problems.push(`remove the unknown packages (${bad.join(", ")})`);
   }
   const rootfs = $("rootfs");
