@@ -32,7 +32,7 @@ import httpx
 from firmforge.errors import SignatureError, UpstreamError
 from firmforge.usign import PublicKey, UsignError
 
-__all__ = ["ImageBuilderSource", "PackageIndex", "Upstream", "Versions"]
+__all__ = ["ImageBuilderSource", "PackageIndex", "Upstream", "Versions", "strip_abi"]
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class PackageIndex:
         self.provides.update(provides)
 
 
-def _strip_abi(raw: str, abi: str) -> str:
+def strip_abi(raw: str, abi: str) -> str:
     """``libubox20240329`` → ``libubox``; ``libfoo2-1`` → ``libfoo2`` (research §3.1)."""
     if not abi or not raw.endswith(abi) or len(raw) == len(abi):
         return raw
@@ -137,7 +137,7 @@ def _parse_packages(text: str, index: PackageIndex) -> None:
             for entry in fields.get("Provides", "").split(",")
             if entry.strip()
         )
-        name = _strip_abi(raw, fields.get("ABIVersion", ""))
+        name = strip_abi(raw, fields.get("ABIVersion", ""))
         index._add(name, fields.get("Version", ""), raw, provides)
 
 

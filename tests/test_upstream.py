@@ -14,7 +14,7 @@ import pytest
 
 from firmforge.errors import SignatureError, UpstreamError
 from firmforge.mirror import make_mirror_server, mirror_key
-from firmforge.upstream import ImageBuilderSource, PackageIndex, Upstream, Versions, _strip_abi
+from firmforge.upstream import ImageBuilderSource, PackageIndex, Upstream, Versions, strip_abi
 from firmforge.usign import PublicKey, SecretKey
 from tests.conftest import SEED, MirrorFixture
 
@@ -239,11 +239,11 @@ def test_index_json_v1_fallback_keeps_raw_names(make_upstream, mirror) -> None:
 
 
 def test_abi_suffix_stripping() -> None:
-    assert _strip_abi("libubox20240329", "20240329") == "libubox"
-    assert _strip_abi("libfoo2-1", "1") == "libfoo2"
-    assert _strip_abi("libjson-c5", "5") == "libjson-c"
-    assert _strip_abi("busybox", "") == "busybox"
-    assert _strip_abi("7", "7") == "7"
+    assert strip_abi("libubox20240329", "20240329") == "libubox"
+    assert strip_abi("libfoo2-1", "1") == "libfoo2"
+    assert strip_abi("libjson-c5", "5") == "libjson-c"
+    assert strip_abi("busybox", "") == "busybox"
+    assert strip_abi("7", "7") == "7"
 
 
 def test_package_index_contains_and_defaults() -> None:

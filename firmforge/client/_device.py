@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 from firmforge.client._errors import DeviceError
 from firmforge.client._readers import FileReader
+from firmforge.upstream import strip_abi
 
 __all__ = ["DeviceFacts", "parse_apk", "parse_opkg_status", "parse_release", "read_device"]
 
@@ -153,10 +154,6 @@ def _stanzas(text: str, path: str, pattern: re.Pattern[str]) -> list[dict[str, s
     return stanzas
 
 
-def _strip_abi(name: str, abi: str) -> str:
-    return name[: -len(abi)] if abi and name.endswith(abi) and len(name) > len(abi) else name
-
-
 def parse_opkg_status(text: str) -> dict[str, str]:
     """The user's packages in an opkg ``status`` file: ``{name without ABI: version}``.
 
@@ -176,7 +173,7 @@ def parse_opkg_status(text: str) -> dict[str, str]:
         user = "user" in flags.split(",")
         auto = stanza.get("Auto-Installed", "").lower() == "yes"
         if user or not auto:
-            packages[_strip_abi(name, stanza.get("ABIVersion", ""))] = version
+            packages[strip_abi(name, stanza.get("ABIVersion", ""))] = version
     if not packages:
         raise DeviceError(f"{OPKG_STATUS}: no installed packages chosen by the user")
     return packages
@@ -197,7 +194,7 @@ def parse_apk(world: str, installed: str) -> tuple[dict[str, str], dict[str, str
         versions[name] = version
         for tag in stanza.get("g", "").split():
             if tag.startswith(_ABI_TAG):
-                versions.setdefault(_strip_abi(name, tag.removeprefix(_ABI_TAG)), version)
+                versions.setdefault(strip_abi(name, tag.removeprefix(_ABI_TAG)), version)
     packages: dict[str, str] = {}
     constraints: dict[str, str] = {}
     warnings: list[str] = []
