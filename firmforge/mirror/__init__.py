@@ -11,7 +11,6 @@ from firmforge.mirror._libremesh import (
     GeneratedFeed,
     feed_generation_steps,
     generate_libremesh_feed,
-    libremesh_key,
 )
 from firmforge.mirror._serve import make_mirror_server, serve_mirror
 
@@ -24,7 +23,6 @@ __all__ = [
     "generate_libremesh_feed",
     "generate_mirror",
     "imagebuilder_name",
-    "libremesh_key",
     "make_mirror_server",
     "mirror_key",
     "serve_mirror",

@@ -38,7 +38,7 @@ from firmforge.mirror._packages import (
 )
 from firmforge.usign import SecretKey
 
-__all__ = ["GeneratedMirror", "MirrorError", "generate_mirror", "mirror_key"]
+__all__ = ["GeneratedMirror", "MirrorError", "generate_mirror", "mirror_key", "seeded_key"]
 
 ARCH_FEEDS = ("base", "luci", "packages", "routing", "telephony")
 Progress = Callable[[str], None]
@@ -57,10 +57,15 @@ class GeneratedMirror:
     steps: int
 
 
-def mirror_key(seed: int) -> SecretKey:
-    """The mirror's usign key, derived from the seed so the tree is reproducible."""
-    rng = random.Random(f"{seed}:usign-key")
+def seeded_key(seed: int, purpose: str) -> SecretKey:
+    """A usign key derived from the seed and what it signs, so every tree is reproducible."""
+    rng = random.Random(f"{seed}:{purpose}")
     return SecretKey.from_seed(rng.randbytes(32), rng.randbytes(8), salt=rng.randbytes(16))
+
+
+def mirror_key(seed: int) -> SecretKey:
+    """The mirror's usign key."""
+    return seeded_key(seed, "usign-key")
 
 
 def generation_steps() -> int:

@@ -18,7 +18,6 @@ OpenWrt build, and ``lime-proto-anygw`` needs ``dnsmasq-full``, which conflicts 
 
 from __future__ import annotations
 
-import random
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -32,8 +31,8 @@ from firmforge.mirror._distribution import (
     Target,
 )
 from firmforge.mirror._feed import write_feed
+from firmforge.mirror._generate import seeded_key
 from firmforge.mirror._packages import BuiltPackage, build_package
-from firmforge.usign import SecretKey
 
 __all__ = [
     "DEFAULT_PACKAGES",
@@ -42,7 +41,6 @@ __all__ = [
     "GeneratedFeed",
     "feed_generation_steps",
     "generate_libremesh_feed",
-    "libremesh_key",
 ]
 
 Progress = Callable[[str], None]
@@ -104,12 +102,6 @@ class GeneratedFeed:
     branches: tuple[str, ...]
 
 
-def libremesh_key(seed: int) -> SecretKey:
-    """LibreMesh's own usign key, derived from the seed (distinct from the mirror's)."""
-    rng = random.Random(f"{seed}:libremesh-usign-key")
-    return SecretKey.from_seed(rng.randbytes(32), rng.randbytes(8), salt=rng.randbytes(16))
-
-
 def _branch_releases() -> dict[str, Release]:
     """The newest synthetic release of each branch: what that branch's feed is built for."""
     newest: dict[str, Release] = {}
@@ -134,7 +126,7 @@ def generate_libremesh_feed(
     """Write the LibreMesh feed host into ``outdir`` and its public key beside it."""
     outdir = outdir.resolve()
     outdir.mkdir(parents=True, exist_ok=True)
-    key = libremesh_key(seed)
+    key = seeded_key(seed, "libremesh-usign-key")  # LibreMesh's own, not the mirror's
     report = progress or (lambda _step: None)
     branches = _branch_releases()
     for branch, release in branches.items():
