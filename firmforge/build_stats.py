@@ -26,12 +26,12 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Collection, Mapping
-from datetime import UTC, date, datetime
+from datetime import date
 from typing import Any, NamedTuple
 
 from firmforge.db import Database
 from firmforge.db._stats import OUTCOMES, RequestCount, add_build_requests
-from firmforge.periodic_flush import PeriodicFlush
+from firmforge.periodic_flush import PeriodicFlush, utc_today
 
 __all__ = ["DEFAULT_FLUSH_INTERVAL", "Defaults", "Release", "RequestRecorder"]
 
@@ -62,10 +62,6 @@ class Release(NamedTuple):
 _NO_RELEASE = Release("", "", "", "", ())
 
 
-def _utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
 def _no_defaults(_version: str, _target: str, _profile: str) -> Collection[str]:
     return ()
 
@@ -78,7 +74,7 @@ class RequestRecorder:
     """
 
     def __init__(self, database: Database, *, defaults: Defaults = _no_defaults,
-                 today: Callable[[], date] = _utc_today) -> None:
+                 today: Callable[[], date] = utc_today) -> None:
         self._database = database
         self._defaults = defaults
         self._today = today

@@ -24,10 +24,10 @@ from __future__ import annotations
 import threading
 from collections import Counter, OrderedDict
 from collections.abc import Callable
-from datetime import UTC, date, datetime
+from datetime import date
 
 from firmforge.db import Database, DownloadCount
-from firmforge.periodic_flush import PeriodicFlush
+from firmforge.periodic_flush import PeriodicFlush, utc_today
 
 __all__ = ["DEFAULT_FLUSH_INTERVAL", "DownloadCounter"]
 
@@ -42,14 +42,10 @@ _Release = tuple[str, str, str, str]  # distro, version, target, profile
 _NO_RELEASE: _Release = ("", "", "", "")
 
 
-def _utc_today() -> date:
-    return datetime.now(UTC).date()
-
-
 class DownloadCounter:
     """Download counts in memory, written to ``database`` by ``flush`` (see the module)."""
 
-    def __init__(self, database: Database, *, today: Callable[[], date] = _utc_today) -> None:
+    def __init__(self, database: Database, *, today: Callable[[], date] = utc_today) -> None:
         self._database = database
         self._today = today
         self._lock = threading.Lock()

@@ -11,10 +11,16 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from datetime import UTC, date, datetime
 
-__all__ = ["PeriodicFlush"]
+__all__ = ["PeriodicFlush", "utc_today"]
 
 log = logging.getLogger(__name__)
+
+
+def utc_today() -> date:
+    """The UTC day a count made now belongs to (counts are kept per UTC day)."""
+    return datetime.now(UTC).date()
 
 
 class PeriodicFlush:
