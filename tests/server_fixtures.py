@@ -14,12 +14,14 @@ from dataclasses import dataclass
 from functools import partial
 from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
 
 from firmforge.api import create_app
 from firmforge.config import Settings
+from firmforge.db import Database
 from firmforge.mirror import make_mirror_server
 from firmforge.server import make_services
 
@@ -28,6 +30,16 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
+
+
+def app_settings(data_dir: Path, mirror_url: str, mirror_key: Path, redis_url: str,
+                 **overrides: Any) -> Settings:
+    """Settings of an in-process app on the synthetic mirror, without workers; the database
+    migrated."""
+    settings = Settings(data_dir=data_dir, upstream_url=mirror_url, upstream_key=[mirror_key],
+                        redis_url=redis_url, workers=0, **overrides)
+    Database(settings.effective_database_url).migrate()
+    return settings
 
 
 @contextmanager

@@ -16,13 +16,17 @@ from fastapi.testclient import TestClient
 from pydantic import ValidationError
 
 from firmforge.config import DistributionConfig, Settings
-from firmforge.db import Database
 from firmforge.distributions import JOB_KEY, BuildAdditions, merge_packages
 from firmforge.mirror._libremesh import DEFAULT_PACKAGES
 from firmforge.request import BuildRequest
 from firmforge.usign import SecretKey
 from tests.conftest import LibremeshFeed, MirrorFixture
-from tests.server_fixtures import app_client, mirror_over_http, serve_directory
+from tests.server_fixtures import (
+    app_client,
+    app_settings,
+    mirror_over_http,
+    serve_directory,
+)
 
 DEVICE = {"version": "24.10.5", "target": "ath79/generic", "profile": "tplink,archer-c7-v5"}
 
@@ -102,14 +106,9 @@ def settings(mirror: MirrorFixture, libremesh_feed: LibremeshFeed, redis_url: st
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
     with mirror_over_http(mirror.root) as mirror_url, \
             serve_directory(libremesh_feed.root) as feed_url:
-        data_dir = tmp_path_factory.mktemp("data")
-        settings = Settings(
-            data_dir=data_dir, upstream_url=mirror_url, upstream_key=[mirror.public_key],
-            redis_url=redis_url, workers=0,
-            distributions=[libremesh_feed.distribution(feed_url, branches=["24.10"])],
-        )
-        Database(settings.effective_database_url).migrate()
-        yield settings
+        yield app_settings(
+            tmp_path_factory.mktemp("data"), mirror_url, mirror.public_key, redis_url,
+            distributions=[libremesh_feed.distribution(feed_url, branches=["24.10"])])
 
 
 @pytest.fixture
@@ -201,11 +200,9 @@ def test_a_feed_signed_by_another_key_is_refused_clearly(
     stranger.write_text(SecretKey.from_seed(bytes(range(32)), b"stranger").public_key.to_text())
     with mirror_over_http(mirror.root) as mirror_url, \
             serve_directory(libremesh_feed.root) as feed_url:
-        settings = Settings(
-            data_dir=tmp_path, upstream_url=mirror_url, upstream_key=[mirror.public_key],
-            redis_url=redis_url, workers=0,
+        settings = app_settings(
+            tmp_path, mirror_url, mirror.public_key, redis_url,
             distributions=[libremesh_feed.distribution(feed_url, keys=[str(stranger)])])
-        Database(settings.effective_database_url).migrate()
         with app_client(settings) as client:
             response = client.post("/api/v1/build", json={
                 **DEVICE, "distro": "libremesh", "packages": ["lime-docs"]})

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.serialization import (
 from fastapi.testclient import TestClient
 
 from firmforge.config import Settings
-from firmforge.db import Database
 from firmforge.errors import BuildError, RequestError
 from firmforge.mirror._feed import write_feed
 from firmforge.mirror._ipk import IpkFile, build_ipk, control_text, tar_gz
@@ -39,7 +38,12 @@ from firmforge.repositories import (
 )
 from firmforge.usign import PublicKey, SecretKey
 from tests.conftest import MirrorFixture
-from tests.server_fixtures import app_client, mirror_over_http, serve_directory
+from tests.server_fixtures import (
+    app_client,
+    app_settings,
+    mirror_over_http,
+    serve_directory,
+)
 
 # --- helpers shared with the end-to-end test --------------------------------------------------
 
@@ -542,13 +546,9 @@ def settings(
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Settings]:
     with mirror_over_http(mirror.root) as url:
-        data_dir = tmp_path_factory.mktemp("data")
         base = feed_url.rsplit("/", 1)[0]
-        settings = Settings(data_dir=data_dir, upstream_url=url, upstream_key=[mirror.public_key],
-                            redis_url=redis_url, workers=0,
-                            repository_allow_list=[f"{base}/feed", dead_url])
-        Database(settings.effective_database_url).migrate()
-        yield settings
+        yield app_settings(tmp_path_factory.mktemp("data"), url, mirror.public_key, redis_url,
+                           repository_allow_list=[f"{base}/feed", dead_url])
 
 
 @pytest.fixture

@@ -8,9 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firmforge.config import Settings
-from firmforge.db import Database
 from tests.conftest import MirrorFixture
-from tests.server_fixtures import app_client, mirror_over_http
+from tests.server_fixtures import app_client, app_settings, mirror_over_http
 
 
 @pytest.fixture(scope="module")
@@ -18,11 +17,7 @@ def settings(
     mirror: MirrorFixture, redis_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Settings]:
     with mirror_over_http(mirror.root) as url:
-        data_dir = tmp_path_factory.mktemp("data")
-        settings = Settings(data_dir=data_dir, upstream_url=url, upstream_key=[mirror.public_key],
-                            redis_url=redis_url, workers=0)
-        Database(settings.effective_database_url).migrate()
-        yield settings
+        yield app_settings(tmp_path_factory.mktemp("data"), url, mirror.public_key, redis_url)
 
 
 @pytest.fixture

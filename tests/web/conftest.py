@@ -15,13 +15,13 @@ import pytest
 from fastapi.testclient import TestClient
 
 from firmforge.config import Settings
-from firmforge.db import Database
 from tests.browser import launch_chromium
 from tests.conftest import LibremeshFeed, MirrorFixture
 from tests.db.conftest import clock, database_url, db  # noqa: F401 -- shared fixtures
 from tests.server_fixtures import (
     RunningServer,
     app_client,
+    app_settings,
     firmforge_server,
     mirror_over_http,
     serve_directory,
@@ -40,11 +40,8 @@ def mirror_url(mirror: MirrorFixture) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def settings(mirror: MirrorFixture, mirror_url: str, redis_url: str,
              tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    data_dir = tmp_path_factory.mktemp("web-data")
-    settings = Settings(data_dir=data_dir, upstream_url=mirror_url,
-                        upstream_key=[mirror.public_key], redis_url=redis_url, workers=0)
-    Database(settings.effective_database_url).migrate()
-    return settings
+    return app_settings(tmp_path_factory.mktemp("web-data"), mirror_url, mirror.public_key,
+                        redis_url)
 
 
 @pytest.fixture
