@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Select, func, select
 from sqlalchemy.engine import Engine, make_url
-from sqlalchemy.orm import sessionmaker
+from sqlalchemy.orm import Session, sessionmaker
 
 from firmforge.db._downloads import DownloadCount, DownloadStats, add_downloads, download_stats
 from firmforge.db._engine import WRITE_OPTIONS, make_engine
@@ -60,6 +60,19 @@ class Database:
     def dispose(self) -> None:
         """Close every pooled connection (at shutdown, or in tests)."""
         self._engine.dispose()
+
+    @contextmanager
+    def writing(self) -> Iterator[Session]:
+        """One write transaction, for the db package's own table modules (on SQLite it takes
+        the write lock up front, so concurrent writers queue instead of failing)."""
+        with self._write.begin() as session:
+            yield session
+
+    @contextmanager
+    def reading(self) -> Iterator[Session]:
+        """A read-only session, for the db package's own table modules."""
+        with self._read() as session:
+            yield session
 
     # -- writes ----------------------------------------------------------------------------
 

@@ -9,10 +9,10 @@ from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from firmforge.db._models import DownloadRow
+from firmforge.db._upsert import add_to_counters
 
 __all__ = [
     "DownloadCount",
@@ -89,17 +89,8 @@ def add_downloads(session: Session, counts: Iterable[DownloadCount]) -> None:
         key = (item.day, item.bin_dir, item.file)
         known = merged.get(key)
         merged[key] = item if known is None else _plus(known, item.count)
-    if not merged:
-        return
-    rows = [_row(merged[key]) for key in sorted(merged)]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = insert(DownloadRow).values(rows)
-    statement = statement.on_conflict_do_update(
-        index_elements=["day", "bin_dir", "file"],
-        set_={"downloads": DownloadRow.downloads + statement.excluded.downloads},
-    )
-    session.execute(statement)
+    add_to_counters(session, DownloadRow, [_row(merged[key]) for key in sorted(merged)],
+                    ("day", "bin_dir", "file"), "downloads")
 
 
 def download_stats(session: Session, first: date, last: date, top: int) -> DownloadStats:

@@ -21,21 +21,17 @@ Usage::
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
 from typing import Any
 
 from sqlalchemy import case, delete, func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from firmforge.db._database import Database
-from firmforge.db._engine import WRITE_OPTIONS
 from firmforge.db._models import (
-    Base,
     BuildRecord,
     BuildRequestRow,
     BuildStatus,
@@ -43,6 +39,7 @@ from firmforge.db._models import (
     QueueSampleRow,
     ReportRow,
 )
+from firmforge.db._upsert import add_to_counters
 
 __all__ = [
     "DURATION_EDGES",
@@ -137,14 +134,6 @@ class BuildStats:
 # -- writes ------------------------------------------------------------------------------------
 
 
-@contextmanager
-def _writing(database: Database) -> Iterator[Session]:
-    """One write transaction (on SQLite it takes the write lock up front, as ``Database``)."""
-    with Session(database.engine.execution_options(**WRITE_OPTIONS)) as session, \
-            session.begin():
-        yield session
-
-
 
 def add_build_requests(database: Database, counts: Iterable[RequestCount]) -> None:
     """Add request counts in one transaction: one upsert per table, rows in key order (so
@@ -167,39 +156,26 @@ def add_build_requests(database: Database, counts: Iterable[RequestCount]) -> No
             packages[(item.day, name)] = packages.get((item.day, name), 0) + item.count
     if not requests:
         return
-    with _writing(database) as session:
-        _add_counts(session, BuildRequestRow, [requests[k] for k in sorted(requests)],
-                    ("day", "request_hash", "outcome"))
+    with database.writing() as session:
+        add_to_counters(session, BuildRequestRow, [requests[k] for k in sorted(requests)],
+                        ("day", "request_hash", "outcome"), "requests")
         if packages:
             rows = [{"day": d, "package": p, "requests": packages[(d, p)]}
                     for d, p in sorted(packages)]
-            _add_counts(session, PackageRequestRow, rows, ("day", "package"))
-
-
-def _add_counts(session: Session, model: type[Base], rows: Sequence[dict[str, Any]],
-                keys: Sequence[str]) -> None:
-    """``INSERT … ON CONFLICT (keys) DO UPDATE SET requests = requests + excluded.requests``."""
-    dialect = session.get_bind().dialect.name
-    upsert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    statement = upsert(model).values(list(rows))
-    column = model.__table__.c.requests  # type: ignore[attr-defined]
-    statement = statement.on_conflict_do_update(
-        index_elements=list(keys), set_={"requests": column + statement.excluded.requests}
-    )
-    session.execute(statement)
+            add_to_counters(session, PackageRequestRow, rows, ("day", "package"), "requests")
 
 
 def add_queue_sample(database: Database, at: datetime, length: int) -> None:
     """The queue had ``length`` jobs waiting at ``at`` (aware)."""
     if length < 0:
         raise ValueError(f"a queue length cannot be negative, got {length}")
-    with _writing(database) as session:
+    with database.writing() as session:
         session.execute(insert(QueueSampleRow).values(sampled_at=at, length=length))
 
 
 def prune_queue_samples(database: Database, before: datetime) -> int:
     """Forget samples older than ``before``; returns how many went."""
-    with _writing(database) as session:
+    with database.writing() as session:
         result = session.execute(delete(QueueSampleRow).where(QueueSampleRow.sampled_at < before))
         return int(result.rowcount or 0)  # type: ignore[attr-defined]
 
@@ -217,7 +193,7 @@ def build_stats(database: Database, first: date, last: date, *, top: int = 10,
         raise ValueError(f"top must be positive, got {top}")
     start = datetime.combine(first, time(), UTC)
     end = datetime.combine(last + timedelta(days=1), time(), UTC)
-    with Session(database.engine) as session:
+    with database.reading() as session:
         per_day = _per_day(session, first, last)
         done, failed, durations = _durations(session, start, end)
         stats = BuildStats(
