@@ -62,18 +62,10 @@ def _default_version(versions: list[str], latest: list[str]) -> str | None:
 
 
 def distributions(svc: Services) -> list[dict[str, Any]]:
-    """The overview's ``distributions`` (each with its ``default_version``), or OpenWrt alone
-    with the catalog's versions when the server lists none."""
-    offered = [d.as_json() for d in svc.distributions]
-    if not offered:
-        offered = [{"name": "openwrt", "title": "OpenWrt", "versions": svc.catalog.versions,
-                    "latest": svc.catalog.latest, "default_packages": []}]
+    """Every distribution offered (as in the overview), each with the version to preselect."""
     return [
-        {**entry, "title": entry.get("title") or entry["name"],
-         "default_packages": list(entry.get("default_packages") or []),
-         "default_version": _default_version(list(entry.get("versions") or []),
-                                             list(entry.get("latest") or []))}
-        for entry in offered
+        {**entry, "default_version": _default_version(entry["versions"], entry["latest"])}
+        for entry in (distribution.as_json() for distribution in svc.distributions)
     ]
 
 
